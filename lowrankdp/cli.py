@@ -1,0 +1,74 @@
+"""Console entry point ``lowrankdp``.
+
+Subcommands live in ``lowrankdp/commands/<name>.py``; each module defines
+``register(subparsers)`` which adds its parser and sets ``func`` (a callable taking the
+parsed ``argparse.Namespace`` and returning an exit code). Modules are discovered
+automatically, and must import heavy dependencies (torch, transformers, …) inside
+their handlers so that ``lowrankdp --help`` stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import pkgutil
+import sys
+from typing import Any, Sequence
+
+from . import __version__
+
+
+def _to_jsonable(obj: Any) -> Any:
+    """JSON-safe copy: inf/nan -> strings 'inf'/'nan', numpy scalars -> Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object (the ``--json`` output format of every subcommand)."""
+    json.dump(_to_jsonable(obj), sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lowrankdp",
+        description="Privacy of low-rank (LoRA-style) fine-tuning: bounds, accountants, attacks, experiments.",
+    )
+    parser.add_argument("--version", action="version", version=f"lowrankdp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except ValueError as exc:  # bad input: one clear line, no traceback
+        print(f"lowrankdp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
