@@ -1,0 +1,114 @@
+"""``lowrankdp model``: build, inspect and evaluate base models (docs/models.md).
+
+    lowrankdp model build [--name tiny] [--cache-dir DIR] [--json]
+    lowrankdp model info NAME_OR_PATH [--cache-dir DIR] [--json]
+    lowrankdp model eval NAME_OR_PATH [--max-tokens N] [--task-file FILE] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("model", help="build, inspect and evaluate base models (tiny, Pythia shapes, HF)",
+                              description="Base models: the embedded tiny GPT-NeoX, random-weight Pythia "
+                                          "shapes, or any Hugging Face causal LM by path or hub id.")
+    sub = p.add_subparsers(dest="model_command", metavar="ACTION")
+
+    b = sub.add_parser("build", help="build (or find in the cache) the embedded model and print its metadata")
+    b.add_argument("--name", default="tiny", choices=["tiny"], help="model to build (default: tiny)")
+    b.add_argument("--cache-dir", default=None, help="cache root (default: $LOWRANKDP_CACHE or ~/.cache/lowrankdp)")
+    b.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+    b.set_defaults(func=_build)
+
+    i = sub.add_parser("info", help="describe a model (tiny, a preset, a local directory or a hub id)")
+    i.add_argument("name_or_path")
+    i.add_argument("--cache-dir", default=None)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_info)
+
+    e = sub.add_parser("eval", help="knowledge-retention measures: held-out pretraining loss, multiple choice")
+    e.add_argument("name_or_path")
+    e.add_argument("--cache-dir", default=None)
+    e.add_argument("--max-tokens", type=int, default=None, help="score only the first N held-out tokens")
+    e.add_argument("--task-file", default=None, help="JSONL multiple-choice task (default: the generated facts task)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_eval)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _summary_lines(meta: dict) -> list[str]:
+    arch, corpus = meta.get("architecture", {}), meta.get("corpus", {})
+    secs = meta.get("build_seconds", {})
+    return [
+        f"path           {meta.get('path')}",
+        f"architecture   GPT-NeoX, {arch.get('num_layers')} layers, hidden {arch.get('hidden_size')}, "
+        f"{arch.get('num_heads')} heads, rotary {arch.get('rotary_pct')}, {arch.get('parameters'):,} parameters",
+        f"tokenizer      byte-level BPE, {meta.get('tokenizer', {}).get('vocab_size')} tokens",
+        f"corpus         {corpus.get('n_train_docs')} train / {corpus.get('n_heldout_docs')} held-out docs, "
+        f"{corpus.get('train_tokens'):,} / {corpus.get('heldout_tokens'):,} tokens, sha256 {corpus.get('sha256', '')[:16]}…",
+        f"losses         train {meta.get('train_loss_final'):.3f}, held-out {meta.get('heldout_loss'):.3f}, "
+        f"unigram baseline {meta.get('unigram_heldout_loss'):.3f} (nats/token)",
+        f"built          {meta.get('created')} in {secs.get('total')} s "
+        f"(torch {meta.get('versions', {}).get('torch')})",
+    ]
+
+
+def _build(args: argparse.Namespace) -> int:
+    from lowrankdp.cli import print_json
+    from lowrankdp.models import build_tiny, read_metadata, tiny_path
+
+    path = tiny_path(cache_dir=args.cache_dir)
+    cached = (path / "lowrankdp_model.json").is_file()
+    t0 = time.perf_counter()
+    path = build_tiny(cache_dir=args.cache_dir, log=None if args.json else print)
+    meta = {"path": str(path), "cached": cached, "seconds": round(time.perf_counter() - t0, 2),
+            **read_metadata(path)}
+    if args.json:
+        print_json(meta)
+    else:
+        print(f"tiny model {'found in cache' if cached else 'built'} ({meta['seconds']} s)")
+        print("\n".join(_summary_lines(meta)))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from lowrankdp.cli import print_json
+    from lowrankdp.models import describe_base
+
+    info = describe_base(args.name_or_path, cache_dir=args.cache_dir)
+    if args.json:
+        print_json(info)
+    elif info.get("name") == "tiny" and info.get("built"):
+        print("\n".join(_summary_lines(info)))
+    elif info.get("name") == "tiny":
+        print(f"tiny model not built yet (would be at {info['path']}); run `lowrankdp model build`")
+    else:
+        for k, v in info.items():
+            if k != "lowrankdp_metadata":
+                print(f"{k:14s} {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k:14s} {v}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from lowrankdp.cli import print_json
+    from lowrankdp.models import load_base, retention_loss, score_multiple_choice
+
+    torch.set_num_threads(1)
+    model, tokenizer = load_base(args.name_or_path, cache_dir=args.cache_dir)
+    loss = retention_loss(model, tokenizer, max_tokens=args.max_tokens)
+    mc = score_multiple_choice(model, tokenizer, args.task_file)
+    out = {"model": args.name_or_path, "retention_loss": loss, "multiple_choice_accuracy": mc["accuracy"],
+           "multiple_choice_n": mc["n"], "multiple_choice_chance": mc["chance"]}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"retention loss (held-out pretraining text)  {loss:.4f} nats/token")
+        print(f"multiple choice                              {mc['accuracy']:.3f} on {mc['n']} items "
+              f"(chance {mc['chance']:.3f})")
+    return 0

@@ -1,0 +1,655 @@
+"""Leakage and utility measurements of a causal LM on a lowrankdp dataset (torch layer).
+
+What is measured (theory.md §6, [RPUE]; canary exposure [CTW+19]; LM membership scores as in
+:mod:`lowrankdp.attacks.lm`):
+
+- **sensitive-token loss** on the *training* split: cross-entropy (nats) of the tokens that overlap a gold
+  span (mask from :func:`lowrankdp.data.masks.encode_with_mask`), token-averaged, sequence-averaged, and
+  low quantiles of the per-record average (a mean can be inflated by one confident miss); per span type.
+  Higher = more private.
+- **utility loss**: cross-entropy of the *non-sensitive* tokens of the *test* split. Lower = better.
+- both also for a base model and as ``gain_vs_base = L(base) − L(model)`` (positive = the model fits
+  those tokens better than the base did: memorisation for sensitive tokens, learning for utility).
+- **canary exposure** (:mod:`lowrankdp.attacks.exposure`): exact rank over the whole candidate space when
+  it has at most ``exposure_max_candidates`` candidates, else the skew-normal estimate from a random sample.
+- **membership inference**: LOSS, zlib, min-k %, reference (base model) scores of training records
+  (members) vs test records (non-members) → :func:`lowrankdp.metrics.attack_report`.
+
+IMPORTANT conventions:
+
+- A causal LM predicts token ``t`` from tokens ``< t``; the first token of a sequence is never scored
+  (no BOS is added beyond what the tokenizer itself adds). Sequences are truncated to ``max_length``
+  tokens; sensitive tokens past that are not scored (``counts["truncated_records"]`` says how many
+  records were cut).
+- Canary records (``record.canary``) are excluded from the loss and membership measures; they are
+  measured by exposure only (their repeated text would otherwise dominate both).
+- Membership scores use *all* scored tokens of a record; higher score = member.
+- Model state is restored afterwards: the model is put in ``eval()`` for the measurement and back in
+  training mode if it was; if it is moved to another device it is moved back.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ._validate import check_int, check_probability
+from .attacks import exposure as _exposure
+from .attacks import lm as _lm
+
+__all__ = [
+    "DEFAULT_EXACT_MAX",
+    "DEFAULT_EXPOSURE_SAMPLE",
+    "resolve_device",
+    "EncodedRecords",
+    "encode_records",
+    "record_logprobs",
+    "candidate_strings",
+    "candidate_logprobs",
+    "canary_exposure",
+    "loss_summary",
+    "measure_all",
+]
+
+#: Candidate spaces up to this size are ranked exactly when ``exposure_max_candidates`` is None.
+DEFAULT_EXACT_MAX = 1_000_000
+#: Sample size of the fitted exposure estimate.
+DEFAULT_EXPOSURE_SAMPLE = 10_000
+# Budget of float32 logits per exposure forward (rows × vocabulary), ~256 MiB.
+_LOGIT_BUDGET = 1 << 26
+
+
+# --------------------------------------------------------------------------------------- plumbing
+
+def resolve_device(model: torch.nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given; else the model's device if it is not the CPU; else CUDA when present."""
+    if device is not None:
+        return torch.device(device)
+    try:
+        current = next(model.parameters()).device
+    except StopIteration:
+        current = torch.device("cpu")
+    if current.type != "cpu":
+        return current
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+@contextmanager
+def _eval_on(model: torch.nn.Module, device: torch.device) -> Iterator[torch.nn.Module]:
+    """Put ``model`` in eval mode on ``device``; restore its mode and device afterwards."""
+    was_training = model.training
+    try:
+        original = next(model.parameters()).device
+    except StopIteration:
+        original = device
+    moved = original != device
+    if moved:
+        model.to(device)
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        if moved:
+            model.to(original)
+        model.train(was_training)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def _forward_logits(model, input_ids, attention_mask=None, *, last_only: bool = False):
+    kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": False}
+    if attention_mask is not None:
+        kwargs["attention_mask"] = attention_mask
+    if last_only:
+        try:
+            return model(**kwargs, logits_to_keep=1).logits[:, -1]
+        except TypeError:  # models without logits_to_keep
+            pass
+    out = model(**kwargs).logits
+    return out[:, -1] if last_only else out
+
+
+# --------------------------------------------------------------------------------------- encoding
+
+class EncodedRecords:
+    """Token ids of records plus, per token, whether it is sensitive and the span type.
+
+    ``input_ids[i]`` (int64), ``sensitive[i]`` (bool), ``types[i]`` (object array of str/None) all have
+    the record's token length; ``truncated`` counts records that hit ``max_length``.
+    """
+
+    def __init__(self, records: Sequence[Any], input_ids, sensitive, types, truncated: int):
+        self.records = list(records)
+        self.input_ids: list[np.ndarray] = input_ids
+        self.sensitive: list[np.ndarray] = sensitive
+        self.types: list[np.ndarray] = types
+        self.truncated = truncated
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_records(tokenizer, records: Sequence[Any], *, max_length: int) -> EncodedRecords:
+    """Tokenize records and project their gold spans with :func:`lowrankdp.data.masks.encode_with_mask`
+    (a token is sensitive iff it overlaps a span on a non-whitespace character)."""
+    from .data.masks import encode_with_mask
+
+    records = list(records)
+    if not records:
+        return EncodedRecords([], [], [], [], 0)
+    enc = encode_with_mask(tokenizer, [r.text for r in records], [r.spans or () for r in records],
+                           max_length=max_length, padding=False)
+    ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
+    sens = [np.asarray(x, dtype=bool) for x in enc["sensitive_mask"]]
+    types = [np.asarray(x, dtype=object) for x in enc["sensitive_types"]]
+    truncated = sum(1 for x in ids if x.size >= max_length)
+    return EncodedRecords(records, ids, sens, types, truncated)
+
+
+# ------------------------------------------------------------------------------- token log-probs
+
+def record_logprobs(
+    model: torch.nn.Module,
+    input_ids: Sequence[np.ndarray],
+    *,
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    desc: str = "log-probs",
+) -> list[np.ndarray]:
+    """Per record, ``log p(x_t | x_<t)`` for ``t = 1 … n−1`` (float64 array of length ``n−1``).
+
+    Batched and gradient-free; records are sorted by length so batches carry little padding, padded on
+    the right (attention 0). The log-softmax is taken in float32 as ``logit[x_t] − logsumexp(logits)``,
+    which never materialises a second vocabulary-sized tensor.
+    """
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    dev = resolve_device(model, device)
+    n = len(input_ids)
+    out: list[np.ndarray | None] = [None] * n
+    order = sorted(range(n), key=lambda i: -len(input_ids[i]))
+    with _eval_on(model, dev), _progress(n, desc, progress) as bar:
+        for b0 in range(0, n, batch_size):
+            idx = order[b0:b0 + batch_size]
+            lens = [len(input_ids[i]) for i in idx]
+            width = max(lens)
+            if width < 2:  # nothing to predict in this (and every later, shorter) batch
+                for i in idx:
+                    out[i] = np.zeros(0)
+                bar.update(len(idx))
+                continue
+            ids = torch.zeros((len(idx), width), dtype=torch.long)
+            att = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, :lens[r]] = torch.as_tensor(input_ids[i])
+                att[r, :lens[r]] = 1
+            ids, att = ids.to(dev), att.to(dev)
+            logits = _forward_logits(model, ids, att)[:, :-1].float()
+            tgt = ids[:, 1:]
+            lp = logits.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            lp = lp.double().cpu().numpy()
+            for r, i in enumerate(idx):
+                out[i] = lp[r, :max(lens[r] - 1, 0)]
+            bar.update(len(idx))
+    return out  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------- summaries
+
+def _mean_or_none(x: np.ndarray) -> float | None:
+    return float(x.mean()) if x.size else None
+
+
+def _quantiles(x: np.ndarray) -> dict[str, float | None]:
+    if x.size == 0:
+        return {"min": None, "q05": None, "q25": None, "median": None}
+    q = np.quantile(x, [0.05, 0.25, 0.5])
+    return {"min": float(x.min()), "q05": float(q[0]), "q25": float(q[1]), "median": float(q[2])}
+
+
+def loss_summary(logprobs: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Cross-entropy (nats) over the tokens selected by ``masks``.
+
+    ``logprobs[i]`` has the record's ``n−1`` target log-probs, ``masks[i]`` its ``n`` per-token flags
+    (the first token, never predicted, is dropped). Returns ``loss_token`` (token-averaged),
+    ``loss_seq_mean`` (mean over records with at least one selected token of their average),
+    ``quantiles`` of those per-record averages, ``token_quantiles`` of the per-token losses,
+    ``n_tokens``, ``n_records``; losses are None where nothing is selected.
+    """
+    if len(logprobs) != len(masks):
+        raise ValueError(f"masks must have one entry per record ({len(logprobs)}), got {len(masks)}")
+    tok, seq = [], []
+    for i, (lp, m) in enumerate(zip(logprobs, masks)):
+        m = np.asarray(m, dtype=bool)
+        if m.size != lp.size + 1 and not (lp.size == 0 and m.size <= 1):
+            raise ValueError(f"masks[{i}] must have one flag per token ({lp.size + 1}), got {m.size}")
+        sel = -lp[m[1:]] if m.size > 1 else np.zeros(0)
+        if sel.size:
+            tok.append(sel)
+            seq.append(sel.mean())
+    tok_all = np.concatenate(tok) if tok else np.zeros(0)
+    seq_all = np.asarray(seq, dtype=float)
+    return {
+        "loss_token": _mean_or_none(tok_all),
+        "loss_seq_mean": _mean_or_none(seq_all),
+        "quantiles": _quantiles(seq_all),
+        "token_quantiles": _quantiles(tok_all),
+        "n_tokens": int(tok_all.size),
+        "n_records": int(seq_all.size),
+    }
+
+
+def _gain(base: float | None, model: float | None) -> float | None:
+    return None if base is None or model is None else float(base - model)
+
+
+# -------------------------------------------------------------------------------------- exposure
+
+def candidate_strings(alphabet: str, length: int, indices: np.ndarray) -> list[str]:
+    """Secrets number ``indices`` of the space ``alphabet^length`` — base-``len(alphabet)`` digits,
+    most significant first, padded (the order of :meth:`lowrankdp.data.Canary.candidate`)."""
+    if not isinstance(alphabet, str) or not alphabet:
+        raise ValueError(f"alphabet must be a non-empty string, got {alphabet!r}")
+    length = check_int("length", length, minimum=1)
+    b = len(alphabet)
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= b ** length):
+        raise ValueError(f"indices must be in [0, {b ** length}), got range [{idx.min()}, {idx.max()}]")
+    digits = (idx[:, None] // (b ** np.arange(length - 1, -1, -1, dtype=np.int64))[None, :]) % b
+    codes = np.array([ord(ch) for ch in alphabet], dtype=np.uint32)[digits]  # (n, length) code points
+    return np.ascontiguousarray(codes).view(f"<U{length}").reshape(-1).tolist()
+
+
+class _CandidateTrie:
+    """Tokenized candidates: shared token prefix, continuations and the distinct contexts per depth."""
+
+    def __init__(self, tokenizer, prefix: str, secrets: Sequence[str]):
+        t0 = time.perf_counter()
+        n = len(secrets)
+        rows: list[list[int]] = []
+        backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: ~4x faster
+        for c0 in range(0, n, 100_000):
+            chunk = [prefix + s for s in secrets[c0:c0 + 100_000]]
+            if backend is not None:
+                enc = getattr(backend, "encode_batch_fast", backend.encode_batch)
+                rows.extend(e.ids for e in enc(chunk, add_special_tokens=True))
+            else:
+                rows.extend(tokenizer(chunk)["input_ids"])
+        lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
+        width = int(lens.max())
+        arr = np.full((n, width), -1, dtype=np.int64)
+        for i, r in enumerate(rows):
+            arr[i, :len(r)] = r
+        del rows
+        if n > 1:
+            # longest token prefix shared by every candidate (its log-prob is the same for all: dropped)
+            same = np.all(arr == arr[0], axis=0) & (np.arange(width) < lens.min())
+            lcp = int(np.argmin(same)) if not same.all() else width
+            if lcp == int(lens.min()):
+                raise ValueError("one candidate's tokens are a prefix of another's; secrets must differ "
+                                 "in their tokens (check the alphabet/template)")
+        else:  # a single candidate: score the tokens after the prefix's own tokenization
+            lcp = max(0, min(len(tokenizer(prefix)["input_ids"]), int(lens[0]) - 1))
+        shared = arr[0, :lcp]
+        if lcp == 0:
+            bos = getattr(tokenizer, "bos_token_id", None)
+            if bos is None:
+                raise ValueError("the candidates share no token prefix and the tokenizer has no BOS token, "
+                                 "so the first secret token cannot be scored; use a template with a prefix")
+            shared = np.array([bos], dtype=np.int64)
+        self.shared = shared
+        self.cont = arr[:, lcp:]
+        self.clen = lens - lcp
+        self.levels = []
+        for d in range(int(self.clen.max())):
+            active = np.nonzero(self.clen > d)[0]
+            if d == 0:
+                uniq = np.zeros((1, 0), dtype=np.int64)
+                inv = np.zeros(active.size, dtype=np.int64)
+            else:
+                uniq, inv = np.unique(self.cont[active, :d], axis=0, return_inverse=True)
+                inv = inv.reshape(-1)
+            order = np.argsort(inv, kind="stable")
+            self.levels.append((active, uniq, inv, order, inv[order]))
+        self.n_contexts = int(sum(lv[1].shape[0] for lv in self.levels))
+        self.seconds = time.perf_counter() - t0
+
+
+# One cached trie: tokenization does not depend on the model, so per-epoch measurements reuse it.
+_TRIE_CACHE: dict[str, Any] = {}
+
+
+def _candidate_trie(tokenizer, prefix: str, secrets: Sequence[str]) -> tuple[_CandidateTrie, bool]:
+    import hashlib
+    import weakref
+
+    digest = hashlib.sha1("\x00".join(secrets).encode("utf-8")).hexdigest()
+    key = (prefix, len(secrets), digest, len(tokenizer) if hasattr(tokenizer, "__len__") else None)
+    ref = _TRIE_CACHE.get("tokenizer")
+    if ref is not None and ref() is tokenizer and _TRIE_CACHE.get("key") == key:
+        return _TRIE_CACHE["trie"], True
+    trie = _CandidateTrie(tokenizer, prefix, secrets)
+    try:
+        _TRIE_CACHE.update(tokenizer=weakref.ref(tokenizer), key=key, trie=trie)
+    except TypeError:  # not weak-referenceable: do not cache
+        _TRIE_CACHE.clear()
+    return trie, False
+
+
+def candidate_logprobs(
+    model: torch.nn.Module,
+    tokenizer,
+    *,
+    prefix: str,
+    secrets: Sequence[str],
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    return_stats: bool = False,
+):
+    """``log p(secret | prefix)`` for every secret (natural log), each text ``prefix + secret``
+    tokenized as a whole.
+
+    The token sequences share their longest common token prefix ``P`` (the template prefix; a trailing
+    space may merge into the secret's first token, which is why the whole text is tokenized); only the
+    continuation after ``P`` is scored — the same constant is dropped for every candidate, so ranks are
+    unchanged. Continuations form a trie: at depth ``d`` the distinct contexts ``P + c[:d]`` are run in
+    batches of ``batch_size`` contexts (``logits_to_keep=1``: one vocabulary row per context; default
+    batch: as many as fit 2²⁶ float32 logits, at most 8192) and each candidate takes the log-prob of its
+    next token from its context's row. For 10⁶ six-digit secrets with one token per digit this evaluates
+    111,111 contexts instead of 6·10⁶ token positions. The tokenized trie is cached (one entry) for the
+    same tokenizer, prefix and secrets, so repeated measurements (per epoch) tokenize once.
+    With ``return_stats`` also returns a dict: n_candidates, n_contexts, shared_prefix_tokens,
+    max_continuation_tokens, batch_size, tokenize_seconds, trie_cached, forward_seconds, seconds.
+    """
+    dev = resolve_device(model, device)
+    secrets = list(secrets)
+    if not secrets:
+        raise ValueError("secrets must be non-empty")
+    if not isinstance(prefix, str):
+        raise ValueError(f"prefix must be a str, got {type(prefix).__name__}")
+    t0 = time.perf_counter()
+    trie, cached = _candidate_trie(tokenizer, prefix, secrets)
+    t_tok = time.perf_counter() - t0
+
+    vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 0) or 50_000
+    if batch_size is None:
+        batch_size = max(1, min(8192, _LOGIT_BUDGET // vocab))
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    scores = np.zeros(len(secrets), dtype=np.float64)
+    t1 = time.perf_counter()
+    with _eval_on(model, dev), _progress(trie.n_contexts, "exposure contexts", progress) as bar:
+        shared_t = torch.as_tensor(trie.shared, dtype=torch.long, device=dev)
+        for d, (active, uniq, inv, order, inv_sorted) in enumerate(trie.levels):
+            nxt = trie.cont[active, d]
+            for u0 in range(0, uniq.shape[0], batch_size):
+                u1 = min(u0 + batch_size, uniq.shape[0])
+                ctx = torch.as_tensor(uniq[u0:u1], dtype=torch.long, device=dev)
+                ids = torch.cat([shared_t.expand(u1 - u0, -1), ctx], dim=1)
+                logp = torch.log_softmax(_forward_logits(model, ids, last_only=True).float(), dim=-1)
+                s0, s1 = np.searchsorted(inv_sorted, [u0, u1])
+                sel = order[s0:s1]
+                rows_t = torch.as_tensor(inv[sel] - u0, device=dev)
+                toks_t = torch.as_tensor(nxt[sel], device=dev)
+                scores[active[sel]] += logp[rows_t, toks_t].double().cpu().numpy()
+                bar.update(u1 - u0)
+    if return_stats:
+        return scores, {"n_candidates": len(secrets), "n_contexts": trie.n_contexts,
+                        "shared_prefix_tokens": int(trie.shared.size),
+                        "max_continuation_tokens": len(trie.levels), "batch_size": batch_size,
+                        "tokenize_seconds": t_tok, "trie_cached": cached,
+                        "forward_seconds": time.perf_counter() - t1, "seconds": time.perf_counter() - t0}
+    return scores
+
+
+def canary_exposure(
+    model: torch.nn.Module,
+    tokenizer,
+    canary,
+    *,
+    max_candidates: int | None = None,
+    sample_size: int = DEFAULT_EXPOSURE_SAMPLE,
+    seed: int = 0,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Exposure of ``canary`` (a :class:`lowrankdp.data.Canary`: ``prefix``, ``secret``, ``alphabet``,
+    ``length``, ``space_size``) under ``model``.
+
+    Exact rank over all ``space_size`` candidates when ``space_size ≤ max_candidates`` (default
+    :data:`DEFAULT_EXACT_MAX`), else the skew-normal estimate from ``sample_size`` uniformly drawn
+    candidates (without replacement, seeded). Only ``log p(secret | prefix)`` is scored; the template's
+    suffix (e.g. the final ".") is the same text for every candidate and is not part of the secret.
+    Returns :meth:`ExposureResult.to_dict` plus ``canary_logprob``, ``n_contexts`` and ``seconds``.
+    """
+    space = check_int("canary.space_size", canary.space_size, minimum=1)
+    alphabet, length = canary.alphabet, int(canary.length)
+    if len(alphabet) ** length != space:
+        raise ValueError(f"canary.space_size = {space} does not equal len(alphabet)^length = "
+                         f"{len(alphabet) ** length}")
+    if len(canary.secret) != length or any(ch not in alphabet for ch in canary.secret):
+        raise ValueError("canary.secret is not in the candidate space (length/alphabet mismatch)")
+    limit = DEFAULT_EXACT_MAX if max_candidates is None else check_int("max_candidates", max_candidates,
+                                                                          minimum=0)
+    sample_size = check_int("sample_size", sample_size, minimum=10)
+    t0 = time.perf_counter()
+    if space <= limit:
+        secrets = candidate_strings(alphabet, length, np.arange(space, dtype=np.int64))
+        canary_idx = secrets.index(canary.secret)
+        method = "exact"
+    else:
+        rng = np.random.default_rng(seed)
+        n = min(sample_size, space - 1)
+        idx = rng.choice(space, size=n, replace=False) if space <= 50_000_000 else \
+            np.unique(rng.integers(0, space, size=n))
+        secrets = candidate_strings(alphabet, length, idx)
+        secrets = [s for s in secrets if s != canary.secret] + [canary.secret]
+        canary_idx = len(secrets) - 1
+        method = "skewnorm"
+    scores, st = candidate_logprobs(model, tokenizer, prefix=canary.prefix, secrets=secrets,
+                                    batch_size=batch_size, device=device, progress=progress,
+                                    return_stats=True)
+    x = float(scores[canary_idx])
+    if method == "exact":
+        res = _exposure.exposure(canary_logprob=x, candidate_logprobs=scores, space_size=space,
+                                 method="exact")
+    else:
+        others = np.delete(scores, canary_idx)
+        res = _exposure.exposure(canary_logprob=x, candidate_logprobs=others, space_size=space,
+                                 method="skewnorm")
+    d = res.to_dict()
+    d.update(canary_logprob=x, n_contexts=st["n_contexts"], seconds=time.perf_counter() - t0)
+    return d
+
+
+# ----------------------------------------------------------------------------------- measure_all
+
+def _subsample(records: list, max_records: int | None, seed: int) -> list:
+    if max_records is None or len(records) <= max_records:
+        return records
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(records), size=max_records, replace=False))
+    return [records[i] for i in keep]
+
+
+def measure_all(
+    model: torch.nn.Module,
+    tokenizer,
+    dataset,
+    *,
+    base_model: torch.nn.Module | None = None,
+    batch_size: int = 16,
+    max_length: int = 256,
+    device: str | torch.device | None = None,
+    exposure_max_candidates: int | None = None,
+    progress: bool = True,
+    min_k: float = 0.2,
+    max_records: int | None = None,
+    exposure_sample_size: int = DEFAULT_EXPOSURE_SAMPLE,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every leakage/utility measure of ``model`` on ``dataset``; a JSON-able dict (see module doc and
+    ``docs/measure.md`` for each key).
+
+    ``dataset``: a :class:`lowrankdp.data.Dataset` (or a path, loaded with ``load_dataset``); needs a
+    ``train`` and a ``test`` split. Records without spans are labelled by the regex detector first
+    (``settings["spans"] == "detector"``). ``base_model`` (same tokenizer) gives the ``*_gain_vs_base``
+    keys and the reference attack. ``exposure_max_candidates``: rank exactly up to this many candidates
+    (None → :data:`DEFAULT_EXACT_MAX`; 0 → always the fitted estimate). ``max_records``: subsample each
+    split to at most this many records (seeded) for quick per-epoch measurements. ``min_k``: the k of
+    min-k %. Keys of the result:
+
+    ``sensitive_loss_token``, ``sensitive_loss_seq_mean``, ``sensitive_loss_quantiles``
+    {min, q05, q25, median}, ``sensitive_loss_token_quantiles``, ``utility_loss``,
+    ``utility_loss_seq_mean``; with a base model also ``base_sensitive_loss_token``,
+    ``base_sensitive_loss_seq_mean``, ``base_utility_loss``, ``sensitive_loss_token_gain_vs_base``,
+    ``sensitive_loss_seq_mean_gain_vs_base``, ``utility_loss_gain_vs_base``; ``per_type``,
+    ``exposure`` (None without a canary), ``mia`` {loss, zlib, min_k, reference (None without base)},
+    ``counts``, ``settings``, ``seconds``.
+    """
+    from .metrics import attack_report
+
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    max_length = check_int("max_length", max_length, minimum=2)
+    min_k = check_probability("min_k", min_k, open_right=False)
+    if max_records is not None:
+        max_records = check_int("max_records", max_records, minimum=2)
+    if exposure_max_candidates is not None:
+        exposure_max_candidates = check_int("exposure_max_candidates", exposure_max_candidates, minimum=0)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=1)
+    if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
+        from .data import load_dataset
+        dataset = load_dataset(dataset)
+    splits = getattr(dataset, "splits", None)
+    if not isinstance(splits, dict):
+        raise ValueError(f"dataset must be a lowrankdp.data.Dataset (or a path), got {type(dataset).__name__}")
+    for s in ("train", "test"):
+        if not splits.get(s):
+            raise ValueError(f"dataset needs a non-empty {s!r} split (members = train, non-members = test); "
+                             f"it has {sorted(k for k, v in splits.items() if v)}")
+    spans_source = "gold"
+    if any(r.spans is None for s in ("train", "test") for r in splits[s]):
+        dataset = dataset.with_detected_spans()
+        splits = dataset.splits
+        spans_source = "detector"
+    if base_model is not None and getattr(base_model.config, "vocab_size", None) != getattr(
+            model.config, "vocab_size", None):
+        raise ValueError("base_model must share the tokenizer (vocabulary sizes differ: "
+                         f"{base_model.config.vocab_size} vs {model.config.vocab_size})")
+    dev = resolve_device(model, device)
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    n_canary = sum(1 for r in splits["train"] if r.canary)
+    train = _subsample([r for r in splits["train"] if not r.canary], max_records, seed)
+    test = _subsample([r for r in splits["test"] if not r.canary], max_records, seed + 1)
+    t = time.perf_counter()
+    enc_tr = encode_records(tokenizer, train, max_length=max_length)
+    enc_te = encode_records(tokenizer, test, max_length=max_length)
+    seconds["encode"] = time.perf_counter() - t
+
+    def passes(m, who: str):
+        t = time.perf_counter()
+        lp_tr = record_logprobs(m, enc_tr.input_ids, batch_size=batch_size, device=dev, progress=progress,
+                                desc=f"{who}: train")
+        lp_te = record_logprobs(m, enc_te.input_ids, batch_size=batch_size, device=dev, progress=progress,
+                                desc=f"{who}: test")
+        seconds[f"{who}_pass"] = time.perf_counter() - t
+        return lp_tr, lp_te
+
+    lp_tr, lp_te = passes(model, "model")
+    base_tr = base_te = None
+    if base_model is not None:
+        base_tr, base_te = passes(base_model, "base")
+
+    out: dict[str, Any] = {}
+    sens = loss_summary(lp_tr, enc_tr.sensitive)
+    util = loss_summary(lp_te, [~m for m in enc_te.sensitive])
+    out["sensitive_loss_token"] = sens["loss_token"]
+    out["sensitive_loss_seq_mean"] = sens["loss_seq_mean"]
+    out["sensitive_loss_quantiles"] = sens["quantiles"]
+    out["sensitive_loss_token_quantiles"] = sens["token_quantiles"]
+    out["utility_loss"] = util["loss_token"]
+    out["utility_loss_seq_mean"] = util["loss_seq_mean"]
+    if base_model is not None:
+        bs = loss_summary(base_tr, enc_tr.sensitive)
+        bu = loss_summary(base_te, [~m for m in enc_te.sensitive])
+        out["base_sensitive_loss_token"] = bs["loss_token"]
+        out["base_sensitive_loss_seq_mean"] = bs["loss_seq_mean"]
+        out["base_utility_loss"] = bu["loss_token"]
+        out["sensitive_loss_token_gain_vs_base"] = _gain(bs["loss_token"], sens["loss_token"])
+        out["sensitive_loss_seq_mean_gain_vs_base"] = _gain(bs["loss_seq_mean"], sens["loss_seq_mean"])
+        out["utility_loss_gain_vs_base"] = _gain(bu["loss_token"], util["loss_token"])
+
+    per_type: dict[str, Any] = {}
+    all_types = sorted({t for ty in enc_tr.types for t in ty if t is not None})
+    for typ in all_types:
+        masks = [ty == typ for ty in enc_tr.types]
+        s = loss_summary(lp_tr, masks)
+        entry = {"sensitive_loss_token": s["loss_token"], "sensitive_loss_seq_mean": s["loss_seq_mean"],
+                 "n_tokens": s["n_tokens"], "n_records": s["n_records"]}
+        if base_model is not None:
+            b = loss_summary(base_tr, masks)
+            entry["base_sensitive_loss_token"] = b["loss_token"]
+            entry["gain_vs_base"] = _gain(b["loss_token"], s["loss_token"])
+        per_type[typ] = entry
+    out["per_type"] = per_type
+
+    # exposure
+    canary = getattr(dataset, "canary", None)
+    if canary is not None:
+        t = time.perf_counter()
+        out["exposure"] = canary_exposure(model, tokenizer, canary, max_candidates=exposure_max_candidates,
+                                          sample_size=exposure_sample_size, seed=seed, device=dev,
+                                          progress=progress)
+        seconds["exposure"] = time.perf_counter() - t
+    else:
+        out["exposure"] = None
+
+    # membership inference: members = train records, non-members = test records (all scored tokens)
+    t = time.perf_counter()
+    keep_tr = [i for i, a in enumerate(lp_tr) if a.size > 0]
+    keep_te = [i for i, a in enumerate(lp_te) if a.size > 0]
+    if len(keep_tr) < 1 or len(keep_te) < 1:
+        raise ValueError("membership inference needs at least one train and one test record with >= 2 tokens")
+    m_in = [lp_tr[i] for i in keep_tr]
+    m_out = [lp_te[i] for i in keep_te]
+    report = lambda a, b: attack_report(a, b, n_bootstrap=n_bootstrap, seed=seed).to_dict()  # noqa: E731
+    mia: dict[str, Any] = {
+        "loss": report(_lm.loss_score(m_in), _lm.loss_score(m_out)),
+        "zlib": report(_lm.zlib_score(m_in, [train[i].text for i in keep_tr]),
+                       _lm.zlib_score(m_out, [test[i].text for i in keep_te])),
+        "min_k": report(_lm.min_k_score(m_in, k=min_k), _lm.min_k_score(m_out, k=min_k)),
+        "reference": None,
+    }
+    if base_model is not None:
+        mia["reference"] = report(_lm.reference_score(m_in, [base_tr[i] for i in keep_tr]),
+                                  _lm.reference_score(m_out, [base_te[i] for i in keep_te]))
+    out["mia"] = mia
+    seconds["mia"] = time.perf_counter() - t
+
+    out["counts"] = {
+        "n_train": len(train), "n_test": len(test), "n_canary_records_excluded": n_canary,
+        "n_sensitive_tokens": sens["n_tokens"], "n_sensitive_records": sens["n_records"],
+        "n_utility_tokens": util["n_tokens"], "truncated_records": enc_tr.truncated + enc_te.truncated,
+        "n_members": len(keep_tr), "n_nonmembers": len(keep_te),
+    }
+    out["settings"] = {"batch_size": batch_size, "max_length": max_length, "device": str(dev),
+                       "min_k": min_k, "max_records": max_records, "spans": spans_source,
+                       "exposure_max_candidates": DEFAULT_EXACT_MAX if exposure_max_candidates is None
+                       else exposure_max_candidates, "seed": seed}
+    seconds["total"] = time.perf_counter() - t_start
+    out["seconds"] = seconds
+    return out

@@ -1,0 +1,95 @@
+"""The lowrankdp model cache: location, keys, and atomic builds under a file lock.
+
+Layout: ``$LOWRANKDP_CACHE`` (default ``~/.cache/lowrankdp``) holds one directory per built
+artifact, ``<kind>-<key>`` (e.g. ``tiny-3f2a…``), where ``key`` is a hash of everything that
+determines its content. A build writes into a temporary sibling directory and renames it into
+place (atomic on one filesystem) while holding ``<kind>-<key>.lock``; readers only ever see a
+missing or a complete directory, so concurrent processes (tests, sweep workers) can call
+:func:`cached_build` freely: one builds, the others wait for the lock and then reuse the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["cache_root", "recipe_key", "cached_build"]
+
+_LOCK_TIMEOUT_S = 3600.0
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else ``$LOWRANKDP_CACHE``, else ``~/.cache/lowrankdp``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("LOWRANKDP_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "lowrankdp"
+
+
+def recipe_key(recipe: dict[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the canonical JSON of ``recipe``."""
+    blob = json.dumps(recipe, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _lock(path: Path):
+    try:
+        from filelock import FileLock  # a dependency of transformers / huggingface_hub
+    except ImportError:  # pragma: no cover - filelock ships with transformers
+        return _FcntlLock(path)
+    return FileLock(str(path), timeout=_LOCK_TIMEOUT_S)
+
+
+class _FcntlLock:  # pragma: no cover - fallback only
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.f = open(self.path, "a+")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def cached_build(root: Path, name: str, build: Callable[[Path], None], *,
+                 marker: str = "lowrankdp_model.json") -> Path:
+    """Return ``root/name``, building it first with ``build(tmp_dir)`` if absent.
+
+    ``build`` must write the whole artifact into ``tmp_dir``, ``marker`` last or at least
+    included. The directory appears under its final name only after ``build`` returned; a build
+    that raises leaves nothing behind.
+    """
+    final = root / name
+    if (final / marker).is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock(root / f"{name}.lock"):
+        if (final / marker).is_file():  # built by another process while we waited
+            return final
+        if final.exists():  # leftover without its marker (should not happen): replace it
+            shutil.rmtree(final)
+        tmp = root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            build(tmp)
+            if not (tmp / marker).is_file():
+                raise RuntimeError(f"build of {name} did not write {marker}")
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return final

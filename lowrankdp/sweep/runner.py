@@ -1,0 +1,475 @@
+"""Sweep runner: expands a :class:`SweepConfig`, keeps the SQLite run index, executes each run in
+its own child process (locally or as Ray tasks) and records every outcome.
+
+Layout of a sweep directory::
+
+    OUT/sweep.json          resolved sweep config, run list, provenance of the driver
+    OUT/index.sqlite        run index (WAL; one row per run key, one row per attempt)
+    OUT/data/<dataset>/     generated datasets
+    OUT/runs/<name>-<key10>/  one run: spec.json, config.json, metrics.jsonl, summary.json,
+                            worker.json (provenance inside the run), run.json (the record), log.txt
+    OUT/report.html, report.md
+
+Resume semantics: ``ok`` and ``failed`` runs are finished and skipped (``retry_failed=True`` redoes
+failed ones); ``running`` rows left by a killed sweep become ``interrupted`` and are redone from
+scratch, as are ``pending`` ones. A lock file stops two sweeps from writing one directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, TextIO
+
+from .config import RunSpec, SweepConfig
+from .index import FINISHED, RunIndex
+
+__all__ = ["run_sweep", "SweepResult", "execute_one", "prepare_data", "EXECUTORS"]
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    total: int
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    interrupted_before: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "total": self.total, "ran": self.ran, "skipped": self.skipped,
+                "failed": self.failed, "interrupted_before": self.interrupted_before,
+                "wall_time_s": round(self.wall_time_s, 2), "counts": self.counts}
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _log_tail(path: Path, n: int = 6) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+def execute_one(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one spec in a child process and return its record (status, reason, wall time, ...).
+
+    Used by every executor (locally in a thread, on a Ray worker inside a task). The run
+    directory is emptied first, so an interrupted attempt never leaves stale epochs behind.
+    """
+    run_dir = Path(payload["run_dir"])
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    spec_path = run_dir / "spec.json"
+    spec_path.write_text(json.dumps({k: payload[k] for k in ("run_key", "name", "config", "runner", "run_dir",
+                                                             "threads")}, indent=2))
+    env = dict(os.environ)
+    if payload.get("threads"):
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(payload["threads"])
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # the worker must import this same lowrankdp (also when it is not installed, e.g. under Ray)
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    timeout = payload.get("timeout_s")
+    t0 = time.time()
+    started = time.time()
+    reason = None
+    with open(run_dir / "log.txt", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lowrankdp.sweep.worker", str(spec_path)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=payload.get("cwd"))
+        if payload.get("on_start") is not None:
+            payload["on_start"](proc.pid)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+            reason = f"timed out after {timeout:g} s (execution.timeout_s)"
+    wall = time.time() - t0
+    summary: dict[str, Any] = {}
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = {}
+    worker: dict[str, Any] = {}
+    try:
+        worker = json.loads((run_dir / "worker.json").read_text())
+    except (OSError, ValueError):
+        worker = {}
+    if reason is None and rc == 0 and summary.get("status") == "ok":
+        status = "ok"
+    else:
+        status = "failed"
+        if reason is None:
+            if summary.get("status") == "failed" and summary.get("reason"):
+                reason = str(summary["reason"])
+            elif rc < 0:
+                reason = (f"worker killed by {_signal_name(rc)}"
+                          + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
+            elif rc != 0:
+                reason = f"worker exited with code {rc}"
+            else:
+                reason = "run ended without status ok in summary.json"
+            tail = _log_tail(run_dir / "log.txt")
+            if tail and rc != 0 and summary.get("status") != "failed":
+                reason += f"; log: {tail}"
+    if worker.get("provenance") is None:
+        from ..provenance import provenance
+
+        worker["provenance"] = provenance()
+    record = {
+        "run_key": payload["run_key"],
+        "name": payload["name"],
+        "attempt": payload.get("attempt"),
+        "status": status,
+        "reason": reason,
+        "config": payload["config"],
+        "seed": payload["config"].get("seed"),
+        "runner": payload.get("runner") or "lowrankdp.finetune:run",
+        "executor": payload.get("executor", "local"),
+        "host": socket.gethostname(),
+        "started_at": started,
+        "wall_time_s": wall,
+        "returncode": rc,
+        "provenance": worker["provenance"],
+    }
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, run_dir / "run.json")
+    return {k: record[k] for k in ("run_key", "name", "status", "reason", "wall_time_s", "returncode")}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def prepare_data(config: SweepConfig, out_dir: Path, *, log: Callable[[str], None] = lambda s: None) -> dict[str, float]:
+    """Generate the datasets the grid uses (skipping ones already complete); returns seconds per dataset."""
+    times: dict[str, float] = {}
+    for name in config.grid.datasets:
+        spec = config.datasets[name]
+        if spec.generate is None:
+            continue
+        target = spec.directory(out_dir)
+        meta = target / "meta.json"
+        if meta.is_file():
+            try:
+                m = json.loads(meta.read_text())
+            except ValueError:
+                m = {}
+            if m.get("seed") not in (None, spec.seed):
+                raise ValueError(
+                    f"datasets.{name}: {target} holds data generated with seed {m.get('seed')}, "
+                    f"config says {spec.seed}; use another --out"
+                )
+            log(f"data {name}: already generated in {target}")
+            continue
+        from .. import data as lrd_data
+
+        t0 = time.time()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+        try:
+            lrd_data.generate(spec.generate, out_dir=tmp, seed=spec.seed, sizes=spec.sizes,
+                              canary_repeats=spec.canary_repeats)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        times[name] = time.time() - t0
+        log(f"data {name}: generated {spec.generate} in {times[name]:.1f} s -> {target}")
+    return times
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+class _Lock:
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise ValueError(f"another sweep is running in {self.path.parent} (lock {self.path.name} is held)") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _run_dir(out_dir: Path, spec: RunSpec) -> Path:
+    return out_dir / "runs" / f"{spec.name}-{spec.key[:10]}"
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _validate_with_finetune(specs: list[RunSpec], out_dir: Path, runner: str | None) -> None:
+    """Check every resolved config with FinetuneConfig.validate() in a child process (torch layer)."""
+    if runner not in (None, "lowrankdp.finetune:run") or not specs:
+        return
+    items = [{"name": s.name, "config": s.config, "run_dir": str(_run_dir(out_dir, s))} for s in specs]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=out_dir) as fh:
+        json.dump(items, fh)
+        path = fh.name
+    try:
+        env = dict(os.environ)
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--validate", path],
+                             capture_output=True, text=True, env=env)
+    finally:
+        os.unlink(path)
+    if res.returncode != 0:
+        raise ValueError(f"could not validate run configs with lowrankdp.finetune: {res.stderr.strip()[-800:]}")
+    errors = json.loads(res.stdout.strip().splitlines()[-1])["errors"]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more runs)" if len(errors) > 1 else ""
+        raise ValueError(f"run {first['name']}: {first['error']}{more}")
+
+
+def _prepare_models(config: SweepConfig, runner: str | None, log: Callable[[str], None]) -> dict[str, float]:
+    if runner not in (None, "lowrankdp.finetune:run"):
+        return {}
+    times = {}
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    for model in config.grid.models:
+        t0 = time.time()
+        res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--prepare-model", model],
+                             capture_output=True, text=True, env=env)
+        times[model] = time.time() - t0
+        if res.returncode != 0:
+            # not fatal: each run will try (and record the failure with its reason)
+            log(f"model {model}: preparation failed ({res.stderr.strip().splitlines()[-1:] or ['?']}); runs will retry")
+        else:
+            log(f"model {model}: ready in {times[model]:.1f} s")
+    return times
+
+
+def run_sweep(
+    config: SweepConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    retry_failed: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    runner: str | None = None,
+    jobs: int | None = None,
+    stream: TextIO | None = sys.stderr,
+    only: Iterable[str] | None = None,
+) -> SweepResult:
+    """Run every run of ``config`` under ``out_dir``; returns what ran, what was skipped, what failed.
+
+    ``runner`` ("module:function", default ``lowrankdp.finetune:run``) is the function each child
+    process calls with the resolved config (plus ``out_dir``); tests inject a light one.
+    """
+    from .._validate import check_choice
+
+    executor = check_choice("executor", executor, EXECUTORS)
+    runner = runner or config.execution.runner
+    jobs = jobs or config.execution.jobs
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    def log(msg: str) -> None:
+        if stream is not None:
+            print(f"[sweep] {msg}", file=stream, flush=True)
+
+    config.validate(check_data=True)
+    with _Lock(out / ".sweep.lock"):
+        index = RunIndex(out / "index.sqlite")
+        existing = index.rows()
+        if existing and not resume:
+            raise ValueError(
+                f"--out {out} already holds a sweep ({len(existing)} runs indexed); pass --resume to "
+                "continue it or choose another --out"
+            )
+        specs = config.runs(out)
+        if only is not None:
+            wanted = set(only)
+            specs = [s for s in specs if s.name in wanted or s.key in wanted]
+        from ..provenance import provenance
+
+        prov = provenance()
+        sweep_record = {
+            "name": config.name,
+            "source": config.source,
+            "config": config.to_dict(),
+            "runs": [{"key": s.key, "name": s.name, "run_dir": str(_run_dir(out, s).relative_to(out))}
+                     for s in specs],
+            "executor": executor,
+            "runner": runner or "lowrankdp.finetune:run",
+            "provenance": prov,
+        }
+        (out / "sweep.json").write_text(json.dumps(sweep_record, indent=2, default=str))
+        index.set_meta("sweep", {"name": config.name, "source": config.source})
+        interrupted = index.mark_interrupted()
+        if interrupted:
+            log(f"{len(interrupted)} run(s) interrupted by an earlier stop will be redone")
+
+        timings: dict[str, Any] = {}
+        timings["data"] = prepare_data(config, out, log=log)
+        _validate_with_finetune(specs, out, runner)
+        index.add_runs([(s.key, s.name, s.config, str(_run_dir(out, s).relative_to(out))) for s in specs])
+
+        rows = {r["run_key"]: r for r in index.rows()}
+        skip_status = {"ok"} if retry_failed else set(FINISHED)
+        todo = [s for s in specs if rows[s.key]["status"] not in skip_status]
+        skipped = [s.name for s in specs if rows[s.key]["status"] in skip_status]
+        result = SweepResult(out_dir=out, total=len(specs), skipped=skipped,
+                             interrupted_before=[rows[k]["name"] for k in interrupted if k in rows])
+        if skipped:
+            log(f"resume: skipping {len(skipped)} finished run(s)")
+        log(f"{len(todo)} run(s) to do of {len(specs)} ({executor} executor, runner "
+            f"{runner or 'lowrankdp.finetune:run'})")
+        if todo:
+            timings["models"] = _prepare_models(config, runner, log)
+        payloads = []
+        for s in todo:
+            payloads.append({
+                "run_key": s.key, "name": s.name, "config": s.config, "runner": runner,
+                "run_dir": str(_run_dir(out, s)), "threads": config.execution.threads_per_run,
+                "timeout_s": config.execution.timeout_s, "executor": executor, "gpus": s.gpus, "cpus": s.cpus,
+            })
+        done_times: list[float] = []
+
+        def on_done(i_done: int, rec: dict[str, Any]) -> None:
+            done_times.append(rec["wall_time_s"])
+            if rec["status"] == "ok":
+                result.ran.append(rec["name"])
+            else:
+                result.failed[rec["name"]] = rec["reason"] or "?"
+            left = len(payloads) - i_done
+            eta = (sum(done_times) / len(done_times)) * left / max(1, jobs if executor == "local" else 1)
+            tail = f", ~{_fmt_s(eta)} left" if left else ""
+            what = "ok" if rec["status"] == "ok" else f"FAILED: {rec['reason']}"
+            log(f"[{i_done}/{len(payloads)}] {rec['name']} {what} ({_fmt_s(rec['wall_time_s'])}{tail})")
+
+        if executor == "local":
+            _execute_local(payloads, index, jobs, on_done, log)
+        else:
+            _execute_ray(payloads, index, address, on_done, log)
+        result.counts = index.counts()
+        result.wall_time_s = time.time() - t_start
+        timings["sweep_s"] = result.wall_time_s
+        sweep_record["timings"] = timings
+        sweep_record["result"] = result.to_dict()
+        (out / "sweep.json").write_text(json.dumps(sweep_record, indent=2, default=str))
+        log(f"done in {_fmt_s(result.wall_time_s)}: {result.counts['ok']} ok, {result.counts['failed']} failed "
+            f"({len(result.ran)} ran now, {len(skipped)} skipped)")
+    return result
+
+
+def _execute_local(payloads, index: RunIndex, jobs: int, on_done, log) -> None:
+    host = socket.gethostname()
+    n_done = 0
+
+    def task(p):
+        p = dict(p)
+        p["attempt"] = index.start(p["run_key"], host=host)
+        p["on_start"] = lambda pid, k=p["run_key"], a=p["attempt"]: index.set_pid(k, a, pid)
+        try:
+            rec = execute_one(p)
+        except Exception as exc:  # noqa: BLE001 - the sweep goes on
+            rec = {"run_key": p["run_key"], "name": p["name"], "status": "failed",
+                   "reason": f"runner error: {type(exc).__name__}: {exc}", "wall_time_s": 0.0}
+        index.finish(p["run_key"], p["attempt"], status=rec["status"], reason=rec["reason"],
+                     wall_time_s=rec["wall_time_s"])
+        return rec
+
+    if jobs <= 1:
+        for i, p in enumerate(payloads, 1):
+            log(f"[{i}/{len(payloads)}] {p['name']} started")
+            on_done(i, task(p))
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(task, p) for p in payloads}
+        while futures:
+            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for f in finished:
+                n_done += 1
+                on_done(n_done, f.result())
+
+
+def _ray_task(payload: dict[str, Any]) -> dict[str, Any]:
+    return execute_one(payload)
+
+
+def _execute_ray(payloads, index: RunIndex, address: str | None, on_done, log) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("executor 'ray' needs ray (pip install 'lowrankdp[cluster]')") from None
+    started_here = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        ray.init(**kwargs)
+        started_here = True
+    try:
+        remote = ray.remote(_ray_task)
+        pending = {}
+        for p in payloads:
+            p = dict(p)
+            p["attempt"] = index.start(p["run_key"], host=f"ray:{address or 'local'}")
+            ref = remote.options(num_cpus=p["cpus"], num_gpus=p["gpus"], max_retries=0).remote(p)
+            pending[ref] = p
+        log(f"submitted {len(pending)} Ray task(s) (address {address or 'local'}); resources "
+            f"{ray.cluster_resources()}")
+        n_done = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                p = pending.pop(ref)
+                try:
+                    rec = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - task/actor died: record, go on
+                    rec = {"run_key": p["run_key"], "name": p["name"], "status": "failed",
+                           "reason": f"Ray task failed: {type(exc).__name__}: {str(exc)[:300]}", "wall_time_s": 0.0}
+                index.finish(p["run_key"], p["attempt"], status=rec["status"], reason=rec["reason"],
+                             wall_time_s=rec["wall_time_s"])
+                n_done += 1
+                on_done(n_done, rec)
+    finally:
+        if started_here:
+            ray.shutdown()

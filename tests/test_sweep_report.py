@@ -1,0 +1,93 @@
+"""Report generation from stored results: self-contained HTML with the figures, Markdown, notes for
+missing measurements, and no retraining (the run function is never called by the report)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lowrankdp.sweep import run_sweep, write_report
+from lowrankdp.sweep.config import SweepConfig
+
+SYNTH = "lowrankdp.sweep._testing:synthetic_run"
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A sweep directory of stored (synthetic) results for all six methods."""
+    tmp = tmp_path_factory.mktemp("report")
+    data = tmp / "data"
+    data.mkdir()
+    for s in ("train", "test"):
+        (data / f"{s}.jsonl").write_text("{}\n")
+    cfg = SweepConfig.from_dict({
+        "name": "fixture",
+        "grid": {"methods": ["fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd"],
+                 "models": ["m"], "datasets": ["x"], "epochs": [2], "noise_multipliers": [0.5]},
+        "datasets": {"x": {"path": str(data)}},
+        "execution": {"jobs": 2},
+    })
+    run_sweep(cfg, tmp / "sweep", runner=SYNTH, stream=None)
+    return tmp / "sweep"
+
+
+def _pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+
+
+def test_report_html_is_self_contained_with_figures(stored, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOWRANKDP_SYNTH_CALL_LOG", str(tmp_path / "calls.log"))
+    html_path, md_path = write_report(stored, out=tmp_path / "rep")
+    assert not (tmp_path / "calls.log").exists()  # nothing retrained
+    html = html_path.read_text()
+    pngs = _pngs(html)
+    assert len(pngs) >= 4  # privacy/utility, exposure, costs, ROC (+ ε vs rank when stored)
+    assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
+    assert not re.search(r"<(script|link)\b", html)  # no external assets
+    assert not re.search(r"src=['\"](?!data:)", html)
+    for title in ("Privacy and utility over epochs", "Canary exposure", "Cost per method",
+                  "Membership attack ROC", "Every run", "Expected outcomes"):
+        assert title in html
+    assert "synthetic test run function" in html  # synthetic results are labelled as such
+    for name in ("fft_m_x_e2_seed0", "compressed-dp-sgd_m_x_r8_s0.5_e2_seed0"):
+        assert name in html
+    md = md_path.read_text()
+    assert "| run | method |" in md and "report_figures/roc.png" in md
+    assert (tmp_path / "rep" / "report_figures" / "roc.png").is_file()
+
+
+def test_report_says_what_is_missing(stored, tmp_path):
+    d = tmp_path / "sweep"
+    shutil.copytree(stored, d)
+    # drop exposure from one run, all costs from every run, and break one run's metrics entirely
+    runs = sorted((d / "runs").iterdir())
+    lora = next(p for p in runs if p.name.startswith("lora_"))
+    lines = [json.loads(x) for x in (lora / "metrics.jsonl").read_text().splitlines()]
+    for x in lines:
+        x["measurements"].pop("exposure")
+    (lora / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    for p in runs:
+        ls = [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]
+        for x in ls:
+            x.pop("costs", None)
+        (p / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in ls) + "\n")
+    fft = next(p for p in runs if p.name.startswith("fft_"))
+    (fft / "metrics.jsonl").unlink()
+    html_path, md_path = write_report(d)
+    html = html_path.read_text()
+    assert re.search(r"Not measured for 2 run\(s\) \(no `exposure.value` in metrics.jsonl\): [^<]*fft_m_x_e2_seed0",
+                     html)
+    assert "lora_m_x_r8_a8_e2_seed0" in html
+    assert "Not measured: no stored run has `costs.flops_analytic`" in html
+    assert "Not measured" in md_path.read_text()
+    assert len(_pngs(html)) >= 3  # the figures that still have data are drawn
+
+
+def test_report_rejects_a_non_sweep_directory(tmp_path):
+    with pytest.raises(ValueError, match="not a sweep directory"):
+        write_report(tmp_path)
