@@ -449,12 +449,19 @@ def canary_exposure(
         canary_idx = secrets.index(canary.secret)
         method = "exact"
     else:
+        # uniform sample of the *other* candidates (without replacement), then the canary itself
+        b = len(alphabet)
+        c_index = 0
+        for ch in canary.secret:
+            c_index = c_index * b + alphabet.index(ch)
         rng = np.random.default_rng(seed)
         n = min(sample_size, space - 1)
-        idx = rng.choice(space, size=n, replace=False) if space <= 50_000_000 else \
-            np.unique(rng.integers(0, space, size=n))
-        secrets = candidate_strings(alphabet, length, idx)
-        secrets = [s for s in secrets if s != canary.secret] + [canary.secret]
+        if space <= 50_000_000:
+            idx = rng.choice(space - 1, size=n, replace=False)
+        else:  # huge spaces: with replacement, duplicates dropped (negligible at these sizes)
+            idx = np.unique(rng.integers(0, space - 1, size=n))
+        idx[idx >= c_index] += 1
+        secrets = candidate_strings(alphabet, length, idx) + [canary.secret]
         canary_idx = len(secrets) - 1
         method = "skewnorm"
     scores, st = candidate_logprobs(model, tokenizer, prefix=canary.prefix, secrets=secrets,

@@ -166,11 +166,13 @@ def _unit(name: str, v: Any, d: int | None = None) -> np.ndarray:
 def output_log_density(y: Any, *, v: Any, r: int) -> np.ndarray | float:
     """Normalised log-density of the output ``y = AᵀA v`` at ``y`` (shape ``(d,)`` or ``(n, d)``).
 
-    theory.md §2 fact 2 ([LRP] Thm 1 setting)::
+    theory.md §2 fact 2 ([LRP] Thm 1 setting): in coordinates ``u = vᵀy``, ``w = y - u v`` (an orthogonal
+    change of variables), ``r u ~ χ²_r`` and ``w | u ~ N(0, (u/r) I_{d-1})``, so::
 
-        ln p_v(y) = ln r + (r/2 - 1) ln(r u) - (r/2) ln 2 - lnΓ(r/2) - ((d-1)/2) ln(2π u/r) - r‖y‖²/(2u) + r u/2 - r u/2
+        ln p_v(y) = ln r + (r/2 - 1) ln(r u) - (r/2) ln 2 - lnΓ(r/2) - ((d-1)/2) ln(2π u/r) - r‖y‖²/(2u)
 
-    i.e. ``p_v(y) ∝ u^{(r-d-1)/2} exp(-r‖y‖²/(2u))`` for ``u = vᵀy > 0`` and ``-inf`` for ``u <= 0``.
+    i.e. ``p_v(y) ∝ u^{(r-d-1)/2} exp(-r‖y‖²/(2u))`` for ``u > 0``, and ``-inf`` for ``u <= 0``. The output
+    lies in an r-dimensional subspace for each ``A``, but ``A`` is random, so ``y`` has this density on R^d.
     """
     y = np.asarray(y, dtype=float)
     scalar = y.ndim == 1
@@ -201,8 +203,7 @@ def privacy_loss(y: Any, *, v: Any, v_prime: Any, r: int) -> np.ndarray | float:
     """Privacy loss ``L(y) = ln p_v(y) - ln p_v'(y)`` at outputs ``y`` (``(d,)`` or ``(n, d)``).
 
     Closed form ([LRP] Thm 1; theory.md §2 fact 3 before substituting the rotated representation):
-    ``L = ((d+1-r)/2) ln(u'/u)... `` written as ``((d+1-r)/2) ln R + (Q/2)(1/R - 1)`` with ``u = vᵀy``,
-    ``R = v'ᵀy / vᵀy`` and ``Q = r‖y‖²/u``. ``+inf`` where ``u > 0 >= u'`` (outside the neighbour's support),
+    ``L = ((d+1-r)/2) ln R + (Q/2)(1/R - 1)`` with ``u = vᵀy``, ``R = v'ᵀy / vᵀy`` and ``Q = r‖y‖²/u``. ``+inf`` where ``u > 0 >= u'`` (outside the neighbour's support),
     ``-inf`` where ``u' > 0 >= u``, ``nan`` outside both supports. This is the likelihood-ratio statistic of
     the optimal membership test for the vector mechanism.
     """
@@ -333,6 +334,74 @@ class ExactDelta:
     upper: float
 
 
+_LOG_DIRECT_MIN = 1e-250  # below this, tail probabilities are recomputed in log space
+
+
+def _log_prefactor(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return a * np.log(x) - x - special.gammaln(a)
+
+
+def _log_gammaincc(a: float, x: np.ndarray) -> np.ndarray:
+    """``ln Q(a, x)`` (regularised upper incomplete gamma), accurate where ``Q`` underflows.
+
+    scipy's ``gammaincc`` is used where ``Q >= 1e-250``; below that (only possible for ``x > a``) the
+    Legendre continued fraction ``Q = x^a e^{-x}/Γ(a) · 1/(x+1-a- 1(1-a)/(x+3-a- ...))`` is evaluated by the
+    modified Lentz method with the prefactor in log space (relative accuracy ~1e-13).
+    """
+    x = np.asarray(x, dtype=float)
+    p = special.gammaincc(a, x)
+    with np.errstate(divide="ignore"):
+        out = np.log(p)
+    bad = (p < _LOG_DIRECT_MIN) & (x > a + 1.0)
+    if bad.any():
+        xb = x[bad]
+        tiny = 1e-300
+        b = xb + 1.0 - a
+        c = np.full_like(xb, 1.0 / tiny)
+        dd = 1.0 / b
+        h = dd.copy()
+        for i in range(1, 5000):
+            an = -i * (i - a)
+            b = b + 2.0
+            dd = an * dd + b
+            dd = np.where(np.abs(dd) < tiny, tiny, dd)
+            c = b + an / c
+            c = np.where(np.abs(c) < tiny, tiny, c)
+            dd = 1.0 / dd
+            de = dd * c
+            h = h * de
+            if np.all(np.abs(de - 1.0) < 1e-15):
+                break
+        out[bad] = _log_prefactor(a, xb) + np.log(h)
+    return out
+
+
+def _log_gammainc(a: float, x: np.ndarray) -> np.ndarray:
+    """``ln P(a, x)`` (regularised lower incomplete gamma), accurate where ``P`` underflows.
+
+    Below 1e-250 (only possible for ``x < a``) the series ``P = x^a e^{-x}/Γ(a+1) · Σ_n x^n/((a+1)…(a+n))`` is
+    summed with the prefactor in log space.
+    """
+    x = np.asarray(x, dtype=float)
+    p = special.gammainc(a, x)
+    with np.errstate(divide="ignore"):
+        out = np.log(p)
+    bad = (p < _LOG_DIRECT_MIN) & (x > 0) & (x < a)
+    if bad.any():
+        xb = x[bad]
+        term = np.full_like(xb, 1.0 / a)
+        total = term.copy()
+        ap = a
+        for _ in range(100000):
+            ap += 1.0
+            term = term * xb / ap
+            total = total + term
+            if np.all(term < total * 1e-16):
+                break
+        out[bad] = _log_prefactor(a, xb) + np.log(total)
+    return out
+
+
 class _Profile:
     """Exact privacy profile for fixed ``(d, r, rho)``; caches the quadrature partition between calls."""
 
@@ -392,29 +461,29 @@ class _Profile:
             # R < 1: loss increasing in Q
             if lo.any():
                 qs = (eps - self.a * lnr[lo]) / b[lo]
-                p1 = special.chdtrc(self.k, qs)
-                p2 = special.chdtrc(self.k, qs / rr[lo])
-                out[lo] = self._combine(p1, p2, eps + (self.r - 1) * lnr[lo])
+                lp1 = _log_gammaincc(0.5 * self.k, 0.5 * qs)  # ln S_k(q*)
+                lp2 = _log_gammaincc(0.5 * self.k, 0.5 * qs / rr[lo])  # ln S_k(q*/R)
+                out[lo] = self._combine(lp1, lp2, eps + (self.r - 1) * lnr[lo])
             if hi.any():
                 qs = (eps - self.a * lnr[hi]) / b[hi]  # b < 0
                 m = qs > 0
                 idx = np.flatnonzero(hi)[m]
                 if idx.size:
                     qm = qs[m]
-                    p1 = special.chdtr(self.k, qm)
-                    p2 = special.chdtr(self.k, qm / rr[idx])
-                    out[idx] = self._combine(p1, p2, eps + (self.r - 1) * lnr[idx])
+                    lp1 = _log_gammainc(0.5 * self.k, 0.5 * qm)  # ln F_k(q*)
+                    lp2 = _log_gammainc(0.5 * self.k, 0.5 * qm / rr[idx])  # ln F_k(q*/R)
+                    out[idx] = self._combine(lp1, lp2, eps + (self.r - 1) * lnr[idx])
         # R <= 0 is the support term, accounted for separately (h = 1 there)
         return out
 
     @staticmethod
-    def _combine(p1: np.ndarray, p2: np.ndarray, log_coef: np.ndarray) -> np.ndarray:
-        res = np.zeros_like(p1)
-        ok = p1 > 0
-        with np.errstate(divide="ignore"):
-            ex = log_coef[ok] + np.log(p2[ok]) - np.log(p1[ok])
+    def _combine(lp1: np.ndarray, lp2: np.ndarray, log_coef: np.ndarray) -> np.ndarray:
+        """``P1 - e^{log_coef} P2`` from logs; both terms can be astronomically large/small separately."""
+        res = np.zeros_like(lp1)
+        ok = np.isfinite(lp1)
+        ex = log_coef[ok] + lp2[ok] - lp1[ok]  # -inf when P2 underflows even in log space: h = P1
         ex = np.minimum(ex, 0.0)  # h >= 0 exactly; clip rounding
-        res[ok] = p1[ok] * -np.expm1(ex)
+        res[ok] = np.exp(lp1[ok]) * -np.expm1(ex)
         return res
 
     def _panel(self, a: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
@@ -554,7 +623,7 @@ def exact_epsilon(*, d: int, r: int, rho: float, delta: float) -> float:
     if g(0.0) <= 0.0:
         return 0.0
     lo, hi = 0.0, 1.0
-    # a cheap starting bracket: the corrected Theorem-1 value when finite (not trusted, only a guess)
+    # bracket the root: delta(eps) is decreasing in eps (grow the upper end geometrically)
     while g(hi) > 0.0:
         lo, hi = hi, hi * 4.0
         if hi > 1e7:

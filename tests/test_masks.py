@@ -108,8 +108,6 @@ def test_round_trip_on_generated_records(family, tokenizers_, corpus):
             dec = tok.decode([ids[i] for i in idx]).replace(" ", "").lower()
             value = r.text[s.start:s.end].replace(" ", "").lower()
             assert value in dec, (family, value, dec)
-        # and no other token decodes to anything containing a span value's first 3 characters? (not
-        # required) — instead: non-sensitive tokens never overlap a span on a real character (checked above)
     assert 0 < n_sens < sum(map(len, enc["input_ids"]))
 
 
@@ -212,3 +210,30 @@ def test_rejects_bad_input(tokenizers_):
         is_fast = False
     with pytest.raises(ValueError, match="fast tokenizer"):
         encode_with_mask(Slow(), ["a"], [None], max_length=8)
+
+
+def test_mask_matches_brute_force_definition():
+    """Random texts, offsets (possibly overlapping/empty) and spans vs the definition, char by char."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = "ab \tC\u00a0d\n\u3000é😀"
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        n = len(text)
+        spans = []
+        for _ in range(rng.randint(0, 3)):
+            a = rng.randint(0, max(n - 1, 0))
+            spans.append(Span(a, rng.randint(a + 1, n + 1) if n else a + 1, rng.choice("xyz")))
+        offsets = []
+        for _ in range(rng.randint(0, 12)):
+            a = rng.randint(0, n)
+            offsets.append((a, rng.randint(a, n)))
+        want_mask, want_type = [], []
+        for a, b in offsets:
+            hits = [(p, s) for p in range(a, b) if not text[p].isspace()
+                    for s in sorted(spans) if s.start <= p < s.end]
+            want_mask.append(1 if hits else 0)
+            want_type.append(min(hits, key=lambda h: (h[0], h[1]))[1].type if hits else None)
+        assert token_sensitivity_mask(offsets, spans, text=text) == want_mask, (text, spans, offsets)
+        assert token_span_types(offsets, spans, text=text) == want_type, (text, spans, offsets)

@@ -182,7 +182,7 @@ def test_presets_load_and_override_files(tmp_path):
     c2 = load_config("smoke", overrides=[over], set_values={"grid.epochs": [2]})
     assert c2.grid.epochs == (2,)
     assert merge_overrides({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
-    for f in sorted((ROOT / "experiments" / "configs").glob("*.toml")):
+    for f in sorted((ROOT / "experiments" / "configs").glob("*.*")):
         load_config(f)  # every shipped example override is valid
 
 

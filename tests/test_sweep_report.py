@@ -31,6 +31,7 @@ def stored(tmp_path_factory):
                  "models": ["m"], "datasets": ["x"], "epochs": [2], "noise_multipliers": [0.5]},
         "datasets": {"x": {"path": str(data)}},
         "execution": {"jobs": 2},
+        "report": {"projection_ranks": [2, 16]},
     })
     run_sweep(cfg, tmp / "sweep", runner=SYNTH, stream=None)
     return tmp / "sweep"
@@ -46,12 +47,12 @@ def test_report_html_is_self_contained_with_figures(stored, tmp_path, monkeypatc
     assert not (tmp_path / "calls.log").exists()  # nothing retrained
     html = html_path.read_text()
     pngs = _pngs(html)
-    assert len(pngs) >= 4  # privacy/utility, exposure, costs, ROC (+ ε vs rank when stored)
+    assert len(pngs) == 5  # privacy/utility, exposure, costs, ROC, ε vs rank
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
     assert not re.search(r"<(script|link)\b", html)  # no external assets
     assert not re.search(r"src=['\"](?!data:)", html)
     for title in ("Privacy and utility over epochs", "Canary exposure", "Cost per method",
-                  "Membership attack ROC", "Every run", "Expected outcomes"):
+                  "Membership attack ROC", "ε vs projection rank", "Every run", "Expected outcomes"):
         assert title in html
     assert "synthetic test run function" in html  # synthetic results are labelled as such
     for name in ("fft_m_x_e2_seed0", "compressed-dp-sgd_m_x_r8_s0.5_e2_seed0"):
@@ -83,7 +84,7 @@ def test_report_says_what_is_missing(stored, tmp_path):
     assert re.search(r"Not measured for 2 run\(s\) \(no `exposure.value` in metrics.jsonl\): [^<]*fft_m_x_e2_seed0",
                      html)
     assert "lora_m_x_r8_a8_e2_seed0" in html
-    assert "Not measured: no stored run has `costs.flops_analytic`" in html
+    assert "Not measured: no stored run has `costs.analytic_flops_per_token`" in html
     assert "Not measured" in md_path.read_text()
     assert len(_pngs(html)) >= 3  # the figures that still have data are drawn
 

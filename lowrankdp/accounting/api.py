@@ -122,26 +122,58 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
             return epsilon(noise_multiplier=z, **kw)
 
     rel = 1e-4 if acc == "rdp" else 1e-3
+    # Bracket [z_lo, z_hi] with eps(z_lo) > target >= eps(z_hi), in log z.
     z_hi = 1.0
-    if eps(z_hi) <= target:
+    e_hi = eps(z_hi)
+    if e_hi <= target:
         z_lo = z_hi / 2
-        while eps(z_lo) <= target:
-            z_hi, z_lo = z_lo, z_lo / 2
+        e_lo = eps(z_lo)
+        while e_lo <= target:
+            z_hi, e_hi = z_lo, e_lo
+            z_lo = z_lo / 2
             if z_lo < 1e-6:
                 return z_hi
+            e_lo = eps(z_lo)
     else:
-        z_lo = z_hi
+        z_lo, e_lo = z_hi, e_hi
         z_hi = 2.0
-        while eps(z_hi) > target:
-            z_lo, z_hi = z_hi, z_hi * 2
+        e_hi = eps(z_hi)
+        while e_hi > target:
+            z_lo, e_lo = z_hi, e_hi
+            z_hi *= 2
             if z_hi > 1e4:
                 raise ValueError(f"target_epsilon={target} cannot be met with noise_multiplier <= 1e4")
-    while z_hi / z_lo - 1 > rel:
-        mid = math.sqrt(z_lo * z_hi)
-        if eps(mid) <= target:
-            z_hi = mid
+            e_hi = eps(z_hi)
+    # Secant steps on f(x) = log(eps/target), x = log z, each followed by a probe just across the
+    # estimate (so the bracket closes from both sides); bisection when the secant is not usable.
+    # Invariant: eps(z_hi) <= target < eps(z_lo).
+    h = math.log1p(rel) / 2
+    for _ in range(200):
+        if z_hi / z_lo - 1 <= rel:
+            break
+        x_lo, x_hi = math.log(z_lo), math.log(z_hi)
+        if math.isfinite(e_lo) and e_hi > 0:
+            f_lo, f_hi = math.log(e_lo / target), math.log(e_hi / target)
+            x = x_hi - f_hi * (x_hi - x_lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (x_lo + x_hi)
         else:
-            z_lo = mid
+            x = 0.5 * (x_lo + x_hi)
+        if not (x_lo < x < x_hi):
+            x = 0.5 * (x_lo + x_hi)
+        z = math.exp(x)
+        e = eps(z)
+        if e <= target:
+            z_hi, e_hi = z, e
+            probe = x - h
+        else:
+            z_lo, e_lo = z, e
+            probe = x + h
+        if z_hi / z_lo - 1 > rel and math.log(z_lo) < probe < math.log(z_hi):
+            z = math.exp(probe)
+            e = eps(z)
+            if e <= target:
+                z_hi, e_hi = z, e
+            else:
+                z_lo, e_lo = z, e
     final = epsilon(noise_multiplier=z_hi, **kw)  # re-check (and let any grid warning through)
     if not final <= target:  # pragma: no cover - defensive, the invariant guarantees it
         raise RuntimeError(f"calibration failed: eps({z_hi}) = {final} > {target}")
@@ -186,9 +218,14 @@ def epsilon_report(*, noise_multiplier: float, sampling_rate: float, steps: int,
         out["epsilon_rdp"][proj] = e_rdp
         out["best_order"][proj] = order
         out["assumptions"][proj] = ASSUMPTIONS[proj]
-        if proj == "high_probability" and "delta_M" in rdp_acc.details:
-            out.setdefault("high_probability", {})["delta_M"] = rdp_acc.details["delta_M"]
-            out["high_probability"]["q_M"] = rdp_acc.details.get("high_probability_q_M")
+        if proj in ("fixed", "high_probability") and "delta_M" in rdp_acc.details:
+            det = {"delta_M": rdp_acc.details["delta_M"]}
+            if proj == "high_probability":
+                det["q_M"] = rdp_acc.details.get("high_probability_q_M")
+            else:
+                det["truncation"] = rdp_acc.details.get("fixed_truncation")
+                det["law"] = rdp_acc.details.get("fixed_law")
+            out.setdefault("details", {})[proj] = det
         value = e_rdp
         if acc == "pld":
             try:

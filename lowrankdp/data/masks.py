@@ -21,9 +21,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from .schema import Span
 
 __all__ = ["token_sensitivity_mask", "token_span_types", "char_sensitivity", "encode_with_mask"]
+
+
+_WS_MAX = 0x3000  # largest whitespace code point (IDEOGRAPHIC SPACE)
+_WS_TABLE = np.array([chr(c).isspace() for c in range(_WS_MAX + 1)], dtype=bool)
 
 
 def _span_tuple(s: Any) -> tuple[int, int, str | None]:
@@ -35,33 +41,65 @@ def _span_tuple(s: Any) -> tuple[int, int, str | None]:
     return int(start), int(end), (rest[0] if rest else None)
 
 
+def _char_span_index(text: str, spans: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, int, str | None]]]:
+    """Per character: index (into the start-sorted spans) of the first span covering it, -1 if none or
+    if the character is whitespace."""
+    sp = sorted(_span_tuple(s) for s in spans)
+    idx = np.full(len(text), -1, dtype=np.int64)
+    for k in range(len(sp) - 1, -1, -1):  # reverse, so the earliest-starting span wins on overlaps
+        a, b, _ = sp[k]
+        idx[max(a, 0):max(min(b, len(text)), 0)] = k
+    if len(text):
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        idx[(codes <= _WS_MAX) & _WS_TABLE[np.minimum(codes, _WS_MAX)]] = -1
+    return idx, sp
+
+
 def char_sensitivity(text: str, spans: Sequence[Any]) -> list[int]:
     """Per-character 0/1: inside a span and not whitespace."""
-    flags = [0] * len(text)
-    for s in spans:
-        a, b, _ = _span_tuple(s)
-        for p in range(max(a, 0), min(b, len(text))):
-            if not text[p].isspace():
-                flags[p] = 1
-    return flags
+    idx, _ = _char_span_index(text, spans)
+    return (idx >= 0).astype(int).tolist()
+
+
+def _offsets_array(offsets: Sequence[Sequence[int]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    return np.clip(off[:, 0], 0, n), np.clip(off[:, 1], 0, n)
+
+
+def _first_sensitive(text: str, offsets: Sequence[Sequence[int]], spans: Sequence[Any]):
+    """For each token, the span index of its first sensitive character (-1 if none), and the spans."""
+    idx, sp = _char_span_index(text, spans)
+    n = len(text)
+    a, b = _offsets_array(offsets, n)
+    # next_pos[p] = smallest q >= p with idx[q] >= 0 (n if none)
+    pos = np.where(idx >= 0, np.arange(n), n)
+    next_pos = np.minimum.accumulate(pos[::-1])[::-1] if n else pos
+    next_pos = np.append(next_pos, n)
+    first = next_pos[a]
+    hit = (b > a) & (first < b)
+    out = np.full(len(a), -1, dtype=np.int64)
+    out[hit] = idx[first[hit]]
+    return out, sp
 
 
 def token_span_types(offsets: Sequence[Sequence[int]], spans: Sequence[Any], *,
                      text: str | None = None) -> list[str | None]:
-    """Per token, the type of the first span (by start) it overlaps under the rule above, else None."""
+    """Per token, the type of the span that holds its first sensitive character (with ``text``) or of
+    the first span by start that it overlaps (without), else None. Untyped spans give "sensitive"."""
+    if not spans or len(offsets) == 0:
+        return [None] * len(offsets)
+    if text is not None:
+        first, sp = _first_sensitive(text, offsets, spans)
+        return [None if k < 0 else (sp[k][2] if sp[k][2] is not None else "sensitive") for k in first]
     sp = sorted(_span_tuple(s) for s in spans)
     out: list[str | None] = []
     for off in offsets:
         a, b = int(off[0]), int(off[1])
         typ = None
-        if b > a:
-            for s0, s1, t in sp:
-                lo, hi = max(a, s0), min(b, s1)
-                if lo >= hi:
-                    continue
-                if text is None or any(not text[p].isspace() for p in range(lo, min(hi, len(text)))):
-                    typ = t if t is not None else "sensitive"
-                    break
+        for s0, s1, t in sp:
+            if max(a, s0) < min(b, s1):
+                typ = t if t is not None else "sensitive"
+                break
         out.append(typ)
     return out
 
@@ -73,20 +111,11 @@ def token_sensitivity_mask(offsets: Sequence[Sequence[int]], spans: Sequence[Any
     with empty ranges (special tokens, ``(0, 0)``) get 0. ``spans``: :class:`Span`, dicts or
     ``(start, end[, type])`` tuples; ``None`` or empty → all zeros.
     """
-    if not spans:
+    if not spans or len(offsets) == 0:
         return [0] * len(offsets)
     if text is not None:
-        # prefix sums of sensitive characters: O(len(text) + n_tokens)
-        flags = char_sensitivity(text, spans)
-        cum = [0]
-        for f in flags:
-            cum.append(cum[-1] + f)
-        n = len(text)
-        out = []
-        for off in offsets:
-            a, b = max(int(off[0]), 0), min(int(off[1]), n)
-            out.append(1 if b > a and cum[b] - cum[a] > 0 else 0)
-        return out
+        first, _ = _first_sensitive(text, offsets, spans)
+        return (first >= 0).astype(int).tolist()
     return [0 if t is None else 1 for t in token_span_types(offsets, spans)]
 
 
@@ -120,12 +149,11 @@ def encode_with_mask(tokenizer: Any, texts: Sequence[str], spans: Sequence[Seque
     ids_all, att_all, sens_all, types_all, offs_all = [], [], [], [], []
     for i, text in enumerate(texts):
         ids = list(enc["input_ids"][i])
-        offs = [tuple(int(x) for x in o) for o in enc["offset_mapping"][i]]
+        offs = list(map(tuple, enc["offset_mapping"][i]))
         special = list(enc["special_tokens_mask"][i])
         sp = spans[i] or ()
-        mask = token_sensitivity_mask(offs, sp, text=text)
         types = token_span_types(offs, sp, text=text)
-        types = [t if m else None for t, m in zip(types, mask)]
+        mask = [0 if t is None else 1 for t in types]
         for j, is_special in enumerate(special):
             if is_special:
                 mask[j], types[j] = 0, None

@@ -599,6 +599,7 @@ class _Run:
         if steps > 0:
             # opacus's own accountant (no projection credit) as a cross-check
             info["opacus_epsilon_no_projection"] = priv.opacus_epsilon(cfg.delta)
+            info["opacus_accountant"] = priv.opacus_accountant
         return info
 
     def _costs(self) -> dict[str, Any]:

@@ -160,7 +160,9 @@ def setup_model(model: nn.Module, config, *, generator_seed: int) -> MethodSetup
 
     lcfg = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(targets),
                       lora_dropout=config.lora_dropout, bias="none", task_type="CAUSAL_LM")
-    pmodel = get_peft_model(model, lcfg)
+    with torch.random.fork_rng(devices=[]):  # PEFT's own init of A uses the global RNG: make it seed-determined
+        torch.manual_seed(generator_seed)
+        pmodel = get_peft_model(model, lcfg)
     pairs = lora_pairs(pmodel)
     with torch.no_grad():
         for name, (A, B, _, _) in pairs.items():

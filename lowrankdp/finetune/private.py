@@ -83,7 +83,9 @@ class PrivateTrainer:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
             warnings.filterwarnings("ignore", message=".*Optimal order.*")
-            self.engine = PrivacyEngine(accountant=accountant)
+            # opacus's accountant is only a cross-check: RDP for "rdp", its PRV accountant for "pld"
+            self.opacus_accountant = {"rdp": "rdp", "pld": "prv"}.get(accountant, "rdp")
+            self.engine = PrivacyEngine(accountant=self.opacus_accountant)
             res = self.engine.make_private(
                 module=model, optimizer=optimizer, data_loader=loader,
                 noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,

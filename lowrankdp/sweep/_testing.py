@@ -64,7 +64,15 @@ def synthetic_run(config: dict[str, Any]) -> dict[str, Any]:
             from lowrankdp.metrics import attack_report
 
             mia = attack_report(s_in, s_out, n_bootstrap=20, seed=epoch).to_dict(max_roc_points=60)
-            eps = (float("inf") if method not in _DP else (0.0 if epoch == 0 else 2.0 * epoch / max(sigma, 0.1)))
+            steps = 10 * epoch
+            if method in _DP:
+                eps = 0.0 if epoch == 0 else 2.0 * epoch / max(sigma, 0.1)
+                privacy = {"epsilon": eps, "delta": 1e-5, "steps": steps, "sampling_rate": 0.08,
+                           "noise_multiplier": sigma, "source": "synthetic"}
+                if method == "compressed-dp-sgd":
+                    privacy.update(d=[128, 128, 512], r=int(config.get("rank", 8)), projection="fresh")
+            else:
+                privacy = {"epsilon": "inf", "delta": None, "mechanism": "none (no noise)"}
             line = {
                 "epoch": epoch,
                 "synthetic": True,
@@ -75,9 +83,11 @@ def synthetic_run(config: dict[str, Any]) -> dict[str, Any]:
                                  "space_size": 1_000_000},
                     "mia": {"loss": mia},
                 },
-                "epsilon": None if eps == float("inf") else eps,
-                "costs": {"flops_analytic": _FLOPS_FACTOR[method] * 1e9 * epoch,
-                          "wall_time_s": time.time() - t0},
+                "privacy": privacy,
+                "costs": {"analytic_flops_per_token": _FLOPS_FACTOR[method] * 1e6,
+                          "analytic_flops_total": _FLOPS_FACTOR[method] * 1e6 * 500 * epoch,
+                          "train_seconds": 0.01 * _FLOPS_FACTOR[method] * epoch,
+                          "trainable_params": 100_000, "steps": steps},
             }
             fh.write(json.dumps(line) + "\n")
             fh.flush()

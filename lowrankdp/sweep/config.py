@@ -112,39 +112,33 @@ def model_width(model: str) -> int | None:
 
 
 def _tiny_width() -> int | None:
-    """Hidden size of the embedded tiny model, read from ``lowrankdp/models`` source metadata.
+    """Hidden size of the embedded tiny model, read without importing torch.
 
-    ``lowrankdp.models`` is torch layer, so it is not imported here; it may publish its shape in a
-    torch-free ``lowrankdp/models/tiny_config.json`` or a ``TINY_CONFIG``/``TINY_SHAPE`` mapping in
-    a torch-free ``lowrankdp.models.shapes`` module.
+    ``lowrankdp.models`` is torch layer, so it is not imported here: the default of
+    ``TinyRecipe.hidden_size`` is read from the source of ``lowrankdp/models/tiny.py`` (AST).
     """
-    import importlib
+    import ast
     import importlib.util
 
-    spec = importlib.util.find_spec("lowrankdp.models")
+    try:
+        spec = importlib.util.find_spec("lowrankdp.models")
+    except (ImportError, ValueError):
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     for loc in spec.submodule_search_locations:
-        js = Path(loc) / "tiny_config.json"
-        if js.is_file():
-            try:
-                data = json.loads(js.read_text())
-                for k in ("hidden_size", "n_embd", "d_model"):
-                    if isinstance(data.get(k), int):
-                        return int(data[k])
-            except (OSError, ValueError):
-                pass
-    if importlib.util.find_spec("lowrankdp.models.shapes") is not None:
+        src = Path(loc) / "tiny.py"
         try:
-            mod = importlib.import_module("lowrankdp.models.shapes")
-        except Exception:  # noqa: BLE001 - metadata is optional
-            return None
-        for attr in ("TINY_CONFIG", "TINY_SHAPE"):
-            d = getattr(mod, attr, None)
-            if isinstance(d, Mapping):
-                for k in ("hidden_size", "n_embd", "d_model"):
-                    if isinstance(d.get(k), int):
-                        return int(d[k])
+            tree = ast.parse(src.read_text())
+        except (OSError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == "TinyRecipe":
+                for st in node.body:
+                    if (isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)
+                            and st.target.id == "hidden_size" and isinstance(st.value, ast.Constant)
+                            and isinstance(st.value.value, int)):
+                        return int(st.value.value)
     return None
 
 

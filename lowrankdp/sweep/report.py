@@ -101,17 +101,26 @@ def metric(line: dict[str, Any], path: str) -> Any:
     return None
 
 
-def _epsilon_of(line: dict[str, Any]) -> float | None:
-    e = line.get("epsilon")
-    if isinstance(e, dict):
-        for k in ("epsilon", "value", "rdp", "estimate"):
-            if isinstance(e.get(k), (int, float)):
-                return float(e[k])
-        return None
-    if isinstance(e, str) and e == "inf":
+def _num(e: Any) -> float | None:
+    if isinstance(e, str) and e in ("inf", "Infinity"):
         return math.inf
     if isinstance(e, (int, float)) and not isinstance(e, bool):
         return float(e)
+    return None
+
+
+def _epsilon_of(line: dict[str, Any]) -> float | None:
+    """The theoretical ε stored with a metrics line (``privacy.epsilon``, else ``epsilon``)."""
+    for key in ("privacy", "epsilon"):
+        e = line.get(key)
+        if isinstance(e, dict):
+            v = _num(e.get("epsilon"))
+            if v is not None:
+                return v
+        else:
+            v = _num(e)
+            if v is not None:
+                return v
     return None
 
 
@@ -338,81 +347,67 @@ def fig_exposure(runs: Sequence[RunResult], labels: dict[str, str]) -> _Fig:
     return _Fig("exposure", title, caption, _png(fig), notes)
 
 
-_FLOP_KEYS = ("costs.flops_analytic_total", "costs.flops_analytic", "costs.analytic_flops", "costs.flops")
-_TIME_KEYS = ("costs.train_time_s", "costs.wall_time_s", "costs.time_s")
+# (key, label, cumulative): cumulative keys are read at the last epoch, per-epoch ones are summed
+_COSTS = (
+    ("costs.analytic_flops_per_token", "analytic FLOPs per token", None),
+    ("costs.measured_flops_per_token", "measured FLOPs per token (profiler)", None),
+    ("costs.train_seconds", "training wall time (s)", True),
+)
 
 
-def _cost_value(r: RunResult, keys: Iterable[str], *, total: bool) -> tuple[float | None, str | None]:
-    """Sum over epochs of a per-epoch cost (or the last value of a cumulative one if ``*_total``)."""
-    for k in keys:
-        xs, ys = r.series(k)
-        if ys:
-            if k.endswith("_total") or k.endswith("cumulative") or not total:
-                return ys[-1], k
-            return float(sum(ys)), k
-    return None, None
+def _cost_value(r: RunResult, key: str, cumulative: bool | None) -> float | None:
+    xs, ys = r.series(key)
+    if not ys:
+        return None
+    if cumulative is False:
+        return float(sum(ys))
+    return ys[-1]
 
 
 def fig_costs(runs: Sequence[RunResult], labels: dict[str, str]) -> tuple[_Fig, dict[str, Any]]:
     title = "Cost per method"
-    caption = ("Left: analytic training FLOPs (replication.md §6 count: FFT ≈ 6N, LoRA ≈ 4N, DP-SGD ≈ 8N "
-               "per token) summed over the epochs. Right: measured wall time of the run (training and "
-               "per-epoch measurements), as stored. Ratios in the titles compare the same quantity side "
-               "by side.")
+    caption = ("Analytic training FLOPs per token (replication.md §6 count: FFT ≈ 6N, LoRA ≈ 4N, DP-SGD ≈ 8N), "
+               "FLOPs per token measured by the profiler where stored, and measured training wall time "
+               "(excluding per-epoch measurements), side by side. Ratios DP-SGD/FFT and DP-SGD/LoRA of "
+               "each quantity are in the panel titles.")
     ok = [r for r in runs if r.status == "ok"]
-    flops = {r.name: _cost_value(r, _FLOP_KEYS, total=True) for r in ok}
-    times = {}
-    for r in ok:
-        v, k = _cost_value(r, _TIME_KEYS, total=True)
-        if v is None and r.wall_time_s is not None:
-            v, k = float(r.wall_time_s), "run wall time"
-        times[r.name] = (v, k)
+    vals = {key: {r.name: _cost_value(r, key, cum) for r in ok} for key, _, cum in _COSTS}
     notes = []
-    miss_f = [n for n, (v, _) in flops.items() if v is None]
-    if miss_f:
-        notes += _missing_note(miss_f, "costs.flops_analytic", len(ok) or 1)
-    ratios = _cost_ratios(ok, flops, times)
-    have_f = [r for r in ok if flops[r.name][0] is not None]
-    have_t = [r for r in ok if times[r.name][0] is not None]
-    if not have_f and not have_t:
+    for key, _, _ in _COSTS:
+        miss = [n for n, v in vals[key].items() if v is None]
+        notes += _missing_note(miss, key, len(ok) or 1)
+    ratios = _cost_ratios(ok, vals)
+    panels = [(key, lab) for key, lab, _ in _COSTS if any(v is not None for v in vals[key].values())]
+    if not panels:
         return _Fig("costs", title, caption, None, notes), ratios
-    tk = {k for _, k in times.values() if k}
-    caption += f" Time source: {', '.join(sorted(tk))}."
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.9))
-    for ax, have, vals, xl in ((axes[0], have_f, flops, "analytic FLOPs (training)"),
-                               (axes[1], have_t, times, "wall time (s)")):
-        if not have:
-            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            continue
-        ys = [vals[r.name][0] for r in have]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.9), squeeze=False)
+    for j, (ax, (key, lab)) in enumerate(zip(axes[0], panels)):
+        have = [r for r in ok if vals[key][r.name] is not None]
+        ys = [vals[key][r.name] for r in have]
         ax.barh(range(len(have)), ys, color=[METHOD_COLOR.get(r.method) for r in have])
-        ax.set_yticks(range(len(have)), [labels[r.name] for r in have])
+        ax.set_yticks(range(len(have)), [labels[r.name] for r in have] if j == 0 else [""] * len(have))
         ax.invert_yaxis()
         for i, v in enumerate(ys):
             ax.text(v, i, f" {_fmt(v)}", va="center", fontsize=8)
-        ax.set_xlabel(xl)
-    fr = ratios.get("flops", {})
-    tr = ratios.get("time", {})
-    axes[0].set_title("Analytic FLOPs  " + "  ".join(f"{k} = {v:.2f}" for k, v in fr.items()))
-    axes[1].set_title("Wall time  " + "  ".join(f"{k} = {v:.2f}" for k, v in tr.items()))
+        ax.set_xlabel(lab)
+        ax.set_xlim(0, max(ys) * 1.3 if ys and max(ys) > 0 else 1)
+        rr = ratios.get(key, {})
+        ax.set_title("  ".join(f"{k} = {v:.2f}" for k, v in rr.items()) or lab, fontsize=9.5)
     fig.tight_layout()
     return _Fig("costs", title, caption, _png(fig), notes), ratios
 
 
-def _cost_ratios(ok, flops, times) -> dict[str, dict[str, float]]:
-    def per_method(vals):
+def _cost_ratios(ok, vals) -> dict[str, dict[str, float]]:
+    """Per cost key: DP-SGD/FFT and DP-SGD/LoRA of the per-method means."""
+    out = {}
+    for key, per_run in vals.items():
         d: dict[str, list[float]] = {}
         for r in ok:
-            v = vals[r.name][0]
+            v = per_run.get(r.name)
             if v is not None:
                 d.setdefault(r.method, []).append(v)
-        return {m: sum(v) / len(v) for m, v in d.items()}
-
-    out = {}
-    for key, vals in (("flops", flops), ("time", times)):
-        pm = per_method(vals)
+        pm = {m: sum(v) / len(v) for m, v in d.items()}
         rr = {}
         if "dp-sgd" in pm and pm.get("fft"):
             rr["DP-SGD/FFT"] = pm["dp-sgd"] / pm["fft"]
@@ -527,7 +522,7 @@ def epsilon_vs_rank(runs: Sequence[RunResult], ranks: Sequence[int], accountant:
     if settings is None:
         notes.append("Not available: no stored DP-SGD or compressed DP-SGD run records its sampling rate, "
                      "steps and gradient dimension (keys `epsilon.sampling_rate`, `epsilon.steps`, "
-                     "`costs.trainable_params`).")
+                     "`privacy.d` or `costs.trainable_params`).")
         return [], notes, None
     try:
         from .. import accounting
@@ -538,7 +533,7 @@ def epsilon_vs_rank(runs: Sequence[RunResult], ranks: Sequence[int], accountant:
     d = settings["d"]
     for proj in ("none", "fresh", "fixed"):
         for rk in ranks:
-            if proj != "none" and rk >= d:
+            if proj != "none" and rk >= (min(d) if isinstance(d, list) else d):
                 continue
             try:
                 kw = dict(noise_multiplier=settings["noise_multiplier"], sampling_rate=settings["sampling_rate"],
@@ -559,20 +554,31 @@ def epsilon_vs_rank(runs: Sequence[RunResult], ranks: Sequence[int], accountant:
 
 
 def _accounting_settings(r: RunResult) -> dict[str, Any] | None:
-    last = r.metrics[-1] if r.metrics else {}
-    e = last.get("epsilon") if isinstance(last.get("epsilon"), dict) else {}
-    acc = last.get("accounting") if isinstance(last.get("accounting"), dict) else {}
-    src = {**acc, **e}
-    q = src.get("sampling_rate")
-    steps = src.get("steps")
-    d = src.get("d") or metric(last, "costs.trainable_params") or metric(last, "costs.n_params")
-    d = d or r.summary.get("trainable_params") or r.summary.get("n_params")
-    sigma = src.get("noise_multiplier", r.config.get("noise_multiplier"))
-    delta = src.get("delta", r.config.get("delta", 1e-5))
-    if not all(isinstance(v, (int, float)) for v in (q, steps, d, sigma, delta)):
-        return None
-    return {"noise_multiplier": float(sigma), "sampling_rate": float(q), "steps": int(steps), "delta": float(delta),
-            "d": int(d), "from_run": r.name}
+    """σ, q, steps, δ and d stored by a DP run at its last epoch (``privacy`` record, else ``costs``)."""
+    for line in reversed(r.metrics):
+        src = line.get("privacy") if isinstance(line.get("privacy"), dict) else {}
+        q = src.get("sampling_rate")
+        steps = src.get("steps")
+        d = src.get("d") or metric(line, "costs.trainable_params")
+        sigma = src.get("noise_multiplier", r.config.get("noise_multiplier"))
+        delta = src.get("delta", r.config.get("delta", 1e-5))
+        if isinstance(d, list) and d and all(isinstance(x, int) for x in d):
+            d_val: Any = [int(x) for x in d]
+        elif isinstance(d, (int, float)):
+            d_val = int(d)
+        else:
+            continue
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (q, steps, sigma, delta)) and steps > 0:
+            return {"noise_multiplier": float(sigma), "sampling_rate": float(q), "steps": int(steps),
+                    "delta": float(delta), "d": d_val, "from_run": r.name}
+    return None
+
+
+def _fmt_d(d: Any) -> str:
+    if isinstance(d, list):
+        u = sorted(set(d))
+        return f"{u[0]}" if len(u) == 1 else f"{len(d)} layers, widths {', '.join(map(str, u))} (worst case used)"
+    return str(d)
 
 
 def fig_eps_rank(rows, notes, settings, grid_ranks) -> _Fig:
@@ -586,7 +592,7 @@ def fig_eps_rank(rows, notes, settings, grid_ranks) -> _Fig:
         return _Fig("eps_rank", title, caption, None, notes)
     caption += (f" Settings (from {settings['from_run']}): σ = {_fmt(settings['noise_multiplier'])}, "
                 f"q = {_fmt(settings['sampling_rate'])}, steps = {settings['steps']}, "
-                f"δ = {_fmt(settings['delta'])}, d = {settings['d']}.")
+                f"δ = {_fmt(settings['delta'])}, d = {_fmt_d(settings['d'])}.")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     styles = {"none": ("black", "--"), "fresh": ("#ff7f0e", "-o"), "fixed": ("#8c564b", "-s")}
@@ -666,12 +672,12 @@ def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list
                        default=math.inf)
         add("Utility: LoRA close to FFT's best test loss", "see numbers",
             f"LoRA final {util['lora']:.3f}, FFT best {best_fft:.3f}, FFT final {util['fft']:.3f}")
-    fr = ratios.get("flops", {})
+    fr = ratios.get("costs.analytic_flops_per_token", {})
     if fr:
         ok13 = abs(fr.get("DP-SGD/FFT", math.nan) - 1.33) < 0.15 if "DP-SGD/FFT" in fr else None
         ok2 = abs(fr.get("DP-SGD/LoRA", math.nan) - 2.0) < 0.3 if "DP-SGD/LoRA" in fr else None
         verdict = "holds" if (ok13 is not False and ok2 is not False) else "does not hold"
-        tr = ratios.get("time", {})
+        tr = ratios.get("costs.train_seconds", {})
         add("FLOPs: DP-SGD/FFT ≈ 1.33 and DP-SGD/LoRA ≈ 2 (analytic); wall time reported beside it", verdict,
             "analytic " + ", ".join(f"{k} {v:.2f}" for k, v in fr.items())
             + ("; measured time " + ", ".join(f"{k} {v:.2f}" for k, v in tr.items()) if tr else ""))

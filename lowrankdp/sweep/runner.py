@@ -271,6 +271,7 @@ def _prepare_models(config: SweepConfig, runner: str | None, log: Callable[[str]
     pkg_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for model in config.grid.models:
+        log(f"model {model}: preparing (the embedded tiny model is pretrained and cached on first use)")
         t0 = time.time()
         res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--prepare-model", model],
                              capture_output=True, text=True, env=env)

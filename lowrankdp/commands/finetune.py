@@ -1,0 +1,121 @@
+"""``lowrankdp finetune``: train one model with one method and write a run directory.
+
+Example::
+
+    lowrankdp finetune --method dp-lora --model tiny --data data/cs --epochs 3 --out runs/dplora
+"""
+
+from __future__ import annotations
+
+import argparse
+
+METHODS = ("fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a causal LM with FFT, LoRA, LoRA-FA, DP-SGD, DP-LoRA or compressed DP-SGD",
+        description="Fine-tune a causal LM and write RUN_DIR/{config.json,metrics.jsonl,summary.json,"
+                    "checkpoints/}. Evaluates after every epoch (measurements, retention, ε, influence, costs).",
+    )
+    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--model", default="tiny", help="'tiny', a preset such as pythia-160m-shape, a path or hub id")
+    p.add_argument("--data", required=True, help="dataset directory (train.jsonl, test.jsonl, meta.json)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=None, help="default: 2.5e-4 (fft/dp-sgd), 1e-3 (adapters)")
+    p.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"))
+    p.add_argument("--batch-size", type=int, default=8, help="logical (expected) batch size in records")
+    p.add_argument("--micro-batch-size", type=int, default=None, help="physical batch size (memory)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-train-records", type=int, default=None)
+    p.add_argument("--max-steps-per-epoch", type=int, default=None)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--alpha", type=float, default=16.0)
+    p.add_argument("--target-modules", default=None, help="comma-separated module names (default: all block Linears)")
+    p.add_argument("--lora-dropout", type=float, default=0.0)
+    p.add_argument("--noise-multiplier", type=float, default=1.0)
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--delta", type=float, default=1e-5)
+    p.add_argument("--clip-unit", default="sequence", choices=("sequence", "token"),
+                   help="'token' reproduces [RPUE]'s per-token clipping (ε then protects one token)")
+    p.add_argument("--grad-sample-mode", default="auto", choices=("auto", "ghost", "hooks"))
+    p.add_argument("--accountant", default="rdp", choices=("rdp", "pld"))
+    p.add_argument("--projection", default=None, choices=("fresh", "fixed"), help="compressed-dp-sgd only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--no-measure", action="store_true", help="skip lowrankdp.measure.measure_all")
+    p.add_argument("--no-retention", action="store_true", help="skip the knowledge-retention loss")
+    p.add_argument("--influence-samples", type=int, default=8)
+    p.add_argument("--exposure-max-candidates", type=int, default=None)
+    p.add_argument("--checkpoint", default="last", choices=("last", "all", "none"))
+    p.add_argument("--resume", action="store_true", help="continue from the last complete epoch in --out")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from lowrankdp.cli import print_json
+    from lowrankdp.finetune import FinetuneConfig, run
+
+    targets = None if args.target_modules is None else tuple(
+        t.strip() for t in args.target_modules.split(",") if t.strip())
+    cfg = FinetuneConfig(
+        method=args.method, model=args.model, data=args.data, out_dir=args.out, epochs=args.epochs, lr=args.lr,
+        optimizer=args.optimizer, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
+        max_length=args.max_length, max_train_records=args.max_train_records,
+        max_steps_per_epoch=args.max_steps_per_epoch, rank=args.rank, alpha=args.alpha, target_modules=targets,
+        lora_dropout=args.lora_dropout, noise_multiplier=args.noise_multiplier, max_grad_norm=args.max_grad_norm,
+        delta=args.delta, clip_unit=args.clip_unit, grad_sample_mode=args.grad_sample_mode,
+        accountant=args.accountant, projection=args.projection, seed=args.seed, eval_every=args.eval_every,
+        measure=not args.no_measure, retention=not args.no_retention, influence_samples=args.influence_samples,
+        exposure_max_candidates=args.exposure_max_candidates, checkpoint=args.checkpoint, resume=args.resume,
+        device=args.device, dtype=args.dtype, progress=not args.no_progress,
+    )
+    summary = run(cfg)  # ValueError (bad config) -> one-line error, exit 2 (lowrankdp.cli.main)
+    if args.json:
+        print_json({k: v for k, v in summary.items() if k not in ("config", "provenance", "traceback")})
+    else:
+        _print_human(summary)
+    return 0 if summary["status"] == "ok" else 1
+
+
+def _fmt(x, spec=".4f"):
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return format(x, spec)
+
+
+def _print_human(s: dict) -> None:
+    print(f"run {s['run_dir']}: {s['method']} status={s['status']}" + (f" ({s['reason']})" if s["reason"] else ""))
+    final = s.get("final") or {}
+    if final:
+        priv = final.get("privacy") or {}
+        costs = final.get("costs") or {}
+        meas = final.get("measurements") or {}
+        print(f"  epoch {final.get('epoch')}  step {final.get('step')}  "
+              f"train loss {_fmt(final.get('train_loss'))}  train sensitive loss {_fmt(final.get('train_sensitive_loss'))}"
+              f"  eval non-sensitive loss {_fmt(final.get('eval_nonsensitive_loss'))}")
+        if isinstance(meas, dict) and "sensitive_loss_token" in meas:
+            exp = (meas.get("exposure") or {}).get("value") if isinstance(meas.get("exposure"), dict) else None
+            mia = ((meas.get("mia") or {}).get("loss") or {}).get("auc") if isinstance(meas.get("mia"), dict) else None
+            print(f"  measure: sensitive loss {_fmt(meas.get('sensitive_loss_token'))}  utility loss "
+                  f"{_fmt(meas.get('utility_loss'))}  exposure {_fmt(exp, '.2f')} bits  LOSS-attack AUC {_fmt(mia, '.3f')}")
+        if final.get("retention_loss") is not None:
+            print(f"  retention loss {_fmt(final.get('retention_loss'))}")
+        eps = priv.get("epsilon")
+        print(f"  epsilon {_fmt(eps, '.3f')} (delta {priv.get('delta')}, {priv.get('source', priv.get('mechanism'))})")
+        if costs:
+            mem = costs.get("peak_memory") or {}
+            print(f"  costs: {costs.get('steps')} steps, {_fmt(costs.get('step_time_mean_s'), '.4f')} s/step, "
+                  f"{_fmt(costs.get('tokens_per_s'), '.0f')} tokens/s, FLOPs/token analytic "
+                  f"{_fmt(costs.get('analytic_flops_per_token'), '.3g')} ({costs.get('analytic_formula')}) measured "
+                  f"{_fmt(costs.get('measured_flops_per_token'), '.3g')}, peak memory "
+                  f"{(mem.get('bytes') or 0) / 2**20:.0f} MiB ({mem.get('kind')}), device {costs.get('device')}")
+    print(f"  wall time {s['wall_time_s']:.1f} s")

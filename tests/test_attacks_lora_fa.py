@@ -1,0 +1,170 @@
+"""Tests for lowrankdp.attacks.lora_fa (torch layer; CPU, tiny, deterministic)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+peft = pytest.importorskip("peft")
+
+from lowrankdp.attacks import lora_fa as lf  # noqa: E402
+from lowrankdp.attacks.matrix import ThreatModel  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def _peft_mlp(*, hidden: int, r: int, alpha: float, fa: bool, seed: int):
+    """An MLP with non-zero initial weights wrapped by PEFT LoRA on fc1 (float64); A set by the toolkit."""
+    torch.manual_seed(seed)
+    base = lf.MLP(hidden).double()
+    with torch.no_grad():
+        for p in base.parameters():
+            p.copy_(torch.randn_like(p))  # non-zero W0 and biases: an identity adapter cannot pass
+    w0 = copy.deepcopy(base)
+    model = peft.get_peft_model(
+        base, peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=["fc1"], lora_dropout=0.0)
+    )
+    layer = model.base_model.model.fc1
+    lf.set_lora_fa_A(layer.lora_A["default"].weight, generator=torch.Generator().manual_seed(seed + 1))
+    if fa:
+        layer.lora_A["default"].weight.requires_grad_(False)
+    return model, layer, w0
+
+
+def _batch(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 64, generator=g, dtype=torch.float64), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("fa", [False, True], ids=["lora", "lora-fa"])
+def test_first_step_identity_against_peft(fa):
+    r, alpha, lr = 4, 8.0, 0.05
+    model, layer, w0 = _peft_mlp(hidden=12, r=r, alpha=alpha, fa=fa, seed=0)
+    x, y = _batch(16, 1)
+    # G = ∇_W L at W0, from a plain copy of the network
+    loss0 = torch.nn.functional.cross_entropy(w0(x), y)
+    (g,) = torch.autograd.grad(loss0, w0.fc1.weight)
+    a = layer.lora_A["default"].weight.detach().clone()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    delta = layer.get_delta_weight("default").detach()
+    expected = lf.first_step_delta(g, a, lr=lr, alpha=alpha)
+    assert torch.linalg.norm(expected) > 1e-3  # non-trivial step
+    torch.testing.assert_close(delta, expected, rtol=1e-10, atol=1e-13)
+    # standard LoRA: ∇_A = 0 at B = 0, so A has not moved after the first step either
+    torch.testing.assert_close(layer.lora_A["default"].weight.detach(), a, rtol=0, atol=0)
+
+
+def test_lora_and_lora_fa_differ_after_the_second_step():
+    outs = []
+    x, y = _batch(16, 1)
+    for fa in (False, True):
+        model, layer, _ = _peft_mlp(hidden=12, r=4, alpha=8.0, fa=fa, seed=0)
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+        for _ in range(2):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        outs.append(layer.get_delta_weight("default").detach())
+    assert not torch.allclose(outs[0], outs[1], rtol=1e-6, atol=1e-9)
+
+
+def test_peft_inits_are_not_wishart_but_the_toolkits_is():
+    r = 16
+    for init in (True, "gaussian"):
+        torch.manual_seed(0)
+        model = peft.get_peft_model(lf.MLP(128).double(),
+                                    peft.LoraConfig(r=r, lora_alpha=r, target_modules=["fc1"], init_lora_weights=init))
+        a = model.base_model.model.fc1.lora_A["default"].weight
+        assert lf.ks_entries_pvalue(a, r=r) < 1e-6, init
+        lf.set_lora_fa_A(a, generator=torch.Generator().manual_seed(3))
+        assert lf.ks_entries_pvalue(a, r=r) > 0.01
+
+
+def test_batched_trainer_matches_peft_lora_fa():
+    r, alpha, lr, steps, hidden = 3, 6.0, 0.3, 3, 10
+    model, layer, w0 = _peft_mlp(hidden=hidden, r=r, alpha=alpha, fa=True, seed=4)
+    x, y = _batch(9, 2)
+    weights = torch.ones(1, 9, dtype=torch.float64)
+    weights[0, 4] = 0.0  # record 4 left out
+    a = layer.lora_A["default"].weight.detach().clone()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        per = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+        (per * weights[0]).sum().div(8).backward()
+        opt.step()
+    b = lf.lora_fa_train(w0, x[None], y[None], weights, a[None], scaling=alpha / r, lr=lr, steps=steps, n_norm=8)
+    torch.testing.assert_close((alpha / r) * b[0] @ a, layer.get_delta_weight("default").detach(),
+                               rtol=1e-10, atol=1e-13)
+
+
+def test_clipped_gradient_matches_per_example_loop():
+    torch.manual_seed(0)
+    base = lf.MLP(6).double()
+    x, y = _batch(5, 3)
+    a = lf.set_lora_fa_A(torch.empty(1, 2, 64, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    clip, lr = 0.05, 1.0
+    b = lf.lora_fa_train(base, x[None], y[None], torch.ones(1, 5, dtype=torch.float64), a, scaling=2.0, lr=lr,
+                         steps=1, n_norm=1, clip=clip)
+    total = torch.zeros(6, 2, dtype=torch.float64)
+    norms = []
+    for i in range(5):
+        bb = torch.zeros(6, 2, dtype=torch.float64, requires_grad=True)
+        w = base.fc1.weight + 2.0 * bb @ a[0]
+        out = base.fc2(torch.relu(x[i] @ w.T + base.fc1.bias))
+        (gi,) = torch.autograd.grad(torch.nn.functional.cross_entropy(out[None], y[i:i + 1]), bb)
+        norms.append(float(gi.norm()))
+        total += gi * min(1.0, clip / float(gi.norm()))
+    assert max(norms) > clip  # clipping is active
+    torch.testing.assert_close(b[0], -lr * total, rtol=1e-10, atol=1e-14)
+
+
+def test_one_step_noise_free_attack_is_perfect_and_keeps_accuracy():
+    cfg = lf.LoraFAConfig(rank=4, trials=12, chunk=12, n_bootstrap=0, seed=1)
+    res = lf.run_lora_fa_attack(cfg)
+    assert res.report.auc == 1.0
+    assert res.scores_in.min() > 5 and res.scores_out.max() < -5
+    assert res.ks_pvalue > 0.001
+    assert res.test_accuracy > 0.85 and abs(res.test_accuracy - res.base_test_accuracy) < 0.05
+    assert res.to_dict()["epsilon_accountant"] is None
+
+
+def test_noisy_attack_stays_below_accountant():
+    cfg = lf.LoraFAConfig(rank=4, trials=30, chunk=30, n_bootstrap=0, sigma=1.0, seed=2)
+    res = lf.run_lora_fa_attack(cfg)
+    eps = res.accountant["epsilon"]
+    assert eps is not None and math.isfinite(eps) and eps > 0
+    assert res.report.epsilon_lower_bound <= eps
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="knows_projection must be False"):
+        lf.LoraFAConfig(threat=ThreatModel(knows_projection=True))
+    with pytest.raises(ValueError, match="knows_other_records"):
+        lf.LoraFAConfig(threat=ThreatModel(knows_other_records=False))
+    with pytest.raises(ValueError, match="rank must be"):
+        lf.LoraFAConfig(rank=65)
+    with pytest.raises(ValueError, match="sigma must be"):
+        lf.LoraFAConfig(sigma=-0.1)
+    with pytest.raises(ValueError, match="clip must be"):
+        lf.LoraFAConfig(clip=0.0)
+    with pytest.raises(ValueError, match="train_size"):
+        lf.load_digits_splits(train_size=1500)
+    assert lf.LoraFAConfig(rank=8).scaling == 1.0
+    with pytest.raises(ValueError, match="clip must be set"):
+        lf.lora_fa_train(lf.MLP(4).double(), torch.zeros(1, 2, 64, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.long),
+                         torch.ones(1, 2, dtype=torch.float64), torch.zeros(1, 2, 64, dtype=torch.float64),
+                         scaling=1.0, lr=1.0, steps=1, n_norm=2, sigma=1.0, clip=None)
+
+
+def test_ks_detects_wrong_variance():
+    g = np.random.default_rng(0)
+    assert lf.ks_entries_pvalue(g.standard_normal((16, 64)) / 16, r=16) < 1e-6  # std 1/r, PEFT "gaussian"
+    assert lf.ks_entries_pvalue(g.standard_normal((16, 64)) / 4, r=16) > 0.01
