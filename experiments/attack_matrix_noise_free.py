@@ -7,6 +7,7 @@ theory.md §2–3). Writes docs/results/attack_matrix_noise_free.{md,json}. Abou
 
 from __future__ import annotations
 
+import attack_common  # noqa: F401  (first: sets the BLAS thread count before numpy loads)
 import argparse
 import time
 

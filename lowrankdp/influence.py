@@ -18,6 +18,8 @@ IMPORTANT (conventions):
   in convex order by the Beta (theory.md §4.2): a KS rejection then does not indicate a bug, a mean
   mismatch does.
 * ``r = d``: ``P_A = I`` and the fraction is identically 1 (the Beta law degenerates to a point mass at 1).
+* The law functions take the evaluation point first (positionally or by keyword: ``retained_fraction_sf(x,
+  d=d, r=r)`` or ``retained_fraction_sf(d=d, r=r, x=x)``) and ``d``, ``r`` by keyword only; arrays broadcast.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def _as_out(x: np.ndarray, scalar: bool) -> np.ndarray | float:
     return float(x) if scalar else x
 
 
-def retained_fraction_quantile(*, d: int, r: int, q: Any) -> np.ndarray | float:
+def retained_fraction_quantile(q: Any, *, d: int, r: int) -> np.ndarray | float:
     """Quantile function of ``‖P_A u‖² ~ Beta(r/2, (d-r)/2)`` at ``q ∈ [0, 1]`` (theory.md §1); 1 when ``r = d``."""
     d, r = _check_dims(d, r)
     scalar = np.ndim(q) == 0
@@ -135,7 +137,7 @@ def _check_x(x: Any) -> tuple[np.ndarray, bool]:
     return xa, scalar
 
 
-def retained_fraction_sf(*, d: int, r: int, x: Any) -> np.ndarray | float:
+def retained_fraction_sf(x: Any, *, d: int, r: int) -> np.ndarray | float:
     """``P(‖P_A u‖² > x)`` under Beta(r/2, (d-r)/2) (theory.md §1); for ``r = d``, ``1{x < 1}``."""
     d, r = _check_dims(d, r)
     xa, scalar = _check_x(x)
@@ -144,7 +146,7 @@ def retained_fraction_sf(*, d: int, r: int, x: Any) -> np.ndarray | float:
     return _as_out(_beta(d, r).sf(xa), scalar)
 
 
-def retained_fraction_cdf(*, d: int, r: int, x: Any) -> np.ndarray | float:
+def retained_fraction_cdf(x: Any, *, d: int, r: int) -> np.ndarray | float:
     """``P(‖P_A u‖² <= x)`` under Beta(r/2, (d-r)/2) (theory.md §1); for ``r = d``, ``1{x >= 1}``."""
     d, r = _check_dims(d, r)
     xa, scalar = _check_x(x)

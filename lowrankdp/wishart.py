@@ -434,9 +434,12 @@ class _Profile:
     # integrand ------------------------------------------------------------------------------------------
     def _log_weight(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R(v) and ln(f_t(T) dT/dv) at ``v`` with ``T = sinh v``."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             t = np.sinh(v)
-            logw = self.log_c_t - 0.5 * (self.r + 1) * np.log1p(t * t / self.r) + np.log(np.cosh(v))
+            at = np.abs(t)
+            # ln(1 + T²/r) without overflowing T² (|T| reaches 1e299 for r = 1)
+            l1p = np.where(at > 1e100, 2.0 * np.log(at) - math.log(self.r), np.log1p(np.minimum(at, 1e100) ** 2 / self.r))
+            logw = self.log_c_t - 0.5 * (self.r + 1) * l1p + np.log(np.cosh(v))
         logw = np.where(np.isfinite(logw), logw, -np.inf)
         return self.rho + self.scale * t, logw
 
@@ -454,7 +457,8 @@ class _Profile:
         lnr = np.zeros_like(rr)
         lnr[pos] = np.log(rr[pos])
         b = np.zeros_like(rr)
-        b[pos] = (1.0 - rr[pos]) / (2.0 * rr[pos])
+        with np.errstate(over="ignore"):  # R subnormal: b = inf, then q* = 0 and h = 1 (L = +inf in effect)
+            b[pos] = (1.0 - rr[pos]) / (2.0 * rr[pos])
         lo = pos & (rr < 1.0)
         hi = pos & (rr > 1.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

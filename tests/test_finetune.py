@@ -101,8 +101,11 @@ def test_config_field_errors_name_the_field(tiny, tmp_path, field, value):
 
 
 def test_config_combination_errors(tiny, tmp_path):
+    # a sweep-wide projection is accepted (validated) and dropped for methods without projection
+    assert cfg_for(tiny, "dp-lora", tmp_path / "r", projection="fixed").projection is None
     with pytest.raises(ValueError, match=r"^projection"):
-        cfg_for(tiny, "dp-lora", tmp_path / "r", projection="fixed")
+        cfg_for(tiny, "dp-lora", tmp_path / "r", projection="sometimes")
+    assert cfg_for(tiny, "compressed-dp-sgd", tmp_path / "r", projection=None).projection == "fresh"
     with pytest.raises(ValueError, match=r"^projection"):
         cfg_for(tiny, "compressed-dp-sgd", tmp_path / "r", projection="sometimes")
     with pytest.raises(ValueError, match=r"^clip_unit"):

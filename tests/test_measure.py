@@ -226,14 +226,17 @@ def test_measure_all_equals_hand_computation(world):
 
 # ----------------------------------------------------------------------------------------- exposure
 
-def test_trie_scores_equal_full_forward(world):
-    """The trie-batched candidate log-likelihoods equal log p(continuation | shared prefix) from one
-    plain forward per candidate (3-digit space; some secrets merge into multi-digit tokens)."""
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_trie_scores_equal_full_forward(world, prefix_cache):
+    """The trie-batched candidate log-likelihoods (with the prefix's KV cache, or the prefix prepended
+    to each context) equal log p(continuation | shared prefix) from one plain forward per candidate
+    (3-digit space; some secrets merge into multi-digit tokens)."""
     tok, model = world["tok"], world["target"]
     secrets = measure.candidate_strings("0123456789", 3, np.arange(1000))
     scores, st = measure.candidate_logprobs(model, tok, prefix=PREFIX, secrets=secrets, batch_size=7,
-                                            return_stats=True)
+                                            return_stats=True, prefix_cache=prefix_cache)
     assert st["n_contexts"] < 3 * 1000 and st["shared_prefix_tokens"] == 3
+    assert st["prefix_cache"] is prefix_cache
     lengths = {len(tok(PREFIX + s)["input_ids"]) for s in secrets}
     assert len(lengths) > 1, "fixture should produce secrets of different token lengths"
     rng = np.random.default_rng(0)

@@ -216,3 +216,15 @@ def test_failed_and_crashed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     idx = RunIndex(tmp_path / "out" / "index.sqlite")
     assert len(idx.rows()) == 3
     assert len(idx.attempts()) == 5  # 3 first attempts + 2 retries
+
+
+def test_finetune_config_errors_are_caught_before_any_run(tmp_path):
+    """Fields only FinetuneConfig knows are checked (in a torch child process) before any run starts."""
+    d = _cfg(tmp_path, methods=["fft", "lora"])
+    d["train"] = {"optimizer": "adam"}
+    cfg = SweepConfig.from_dict(d)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"run fft_m_x_e1_seed0: optimizer must be one of 'adamw', 'sgd'.*and 1 more"):
+        run_sweep(cfg, out, stream=None)
+    assert not (out / "runs").exists()
+    assert RunIndex(out / "index.sqlite").rows() == []  # nothing registered: a fixed config can start afresh

@@ -394,8 +394,12 @@ class RdpAccountant:
     # -- curve --------------------------------------------------------------------------------------
     def _hp_events(self, event: DpEvent) -> list:
         """Events whose tail probability δ_M is chosen at conversion (high-probability; fixed: may be 0)."""
-        if isinstance(event, (HighProbabilityProjectionEvent, FixedProjectionEvent)):
+        if isinstance(event, HighProbabilityProjectionEvent):
             return [event]
+        if isinstance(event, FixedProjectionEvent):
+            k = event.span_dim * (2 if self.neighboring == "replace_one" else 1)
+            trivial = event.unprojected or any(k + event.r > dl for dl in event.d)  # λ ≡ 1: nothing to truncate
+            return [] if trivial else [event]
         if isinstance(event, (SelfComposedEvent, PoissonSampledEvent)):
             return self._hp_events(event.event)
         if isinstance(event, ComposedEvent):

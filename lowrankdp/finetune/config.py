@@ -98,7 +98,7 @@ class FinetuneConfig:
     clip_unit: str = "sequence"
     grad_sample_mode: str = "auto"  # auto = ghost clipping, falling back to hooks if ghost fails
     accountant: str = "rdp"
-    projection: str | None = None  # compressed DP-SGD: "fresh" | "fixed" (None -> "fresh")
+    projection: str | None = None  # compressed DP-SGD: "fresh" | "fixed" (None -> "fresh"); ignored otherwise
     # evaluation / logging
     seed: int = 0
     eval_every: int = 1
@@ -161,10 +161,10 @@ class FinetuneConfig:
             check_choice("projection", proj, _PROJECTIONS)
             object.__setattr__(self, "projection", getattr(proj, "value", proj))
         elif self.projection is not None:
-            raise ValueError(
-                f"projection applies only to method 'compressed-dp-sgd', got projection={self.projection!r} "
-                f"with method={self.method!r}"
-            )
+            # sweeps set one projection for a whole grid: accept a valid value and drop it (it has no meaning
+            # for this method), so config.json records what the run used
+            check_choice("projection", self.projection, _PROJECTIONS)
+            object.__setattr__(self, "projection", None)
         if self.method not in DP_METHODS and self.clip_unit != "sequence":
             raise ValueError(f"clip_unit applies only to DP methods {DP_METHODS}, got {self.clip_unit!r} "
                              f"with method={self.method!r}")

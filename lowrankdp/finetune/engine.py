@@ -590,6 +590,11 @@ class _Run:
                 info["assumption"] = FIXED_PROJECTION_ASSUMPTION
             except ImportError:
                 info["assumption"] = "fixed projection: see theory.md §4.4 (rank-one, independence of A)"
+            info["warning"] = (
+                "the fixed-projection epsilon assumes rank-one per-example gradients whose projected side is "
+                "independent of A; a record of k > 1 tokens gives a gradient spanning up to k input directions and "
+                "hidden layers' inputs depend on the training, so here the number is NOT a guarantee "
+                "(theory.md §4.4); the fresh-projection epsilon has no such caveat")
         elif proj is not None:
             try:
                 from lowrankdp.accounting.events import FRESH_PROJECTION_ASSUMPTION

@@ -19,6 +19,7 @@ projection; otherwise a random ``A`` with N(0, 1/r) entries drawn once per run (
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -35,9 +36,9 @@ def retained_fraction_cdf(x: np.ndarray, *, d: int, r: int) -> tuple[np.ndarray,
     try:
         from lowrankdp import influence as inf  # type: ignore[attr-defined]
 
-        return np.asarray(1.0 - inf.retained_fraction_sf(np.asarray(x), d=d, r=r), dtype=float), \
-            "lowrankdp.influence.retained_fraction_sf"
-    except (ImportError, AttributeError, TypeError):
+        return np.asarray(inf.retained_fraction_cdf(np.asarray(x, dtype=float), d=d, r=r), dtype=float), \
+            "lowrankdp.influence.retained_fraction_cdf"
+    except (ImportError, AttributeError):
         from scipy import stats
 
         return stats.beta(r / 2.0, (d - r) / 2.0).cdf(np.asarray(x)), \
@@ -81,6 +82,9 @@ def measure_influence(
     projs = {n: projector(A).to(weights[n].device) for n, A in subspaces.items()}
     fracs: dict[int, list[float]] = {}
     full_norms, sub_norms, totals_full, totals_sub = [], [], [], []
+    catcher = warnings.catch_warnings()
+    catcher.__enter__()
+    warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")  # opacus hooks (disabled)
     try:
         for i in range(input_ids.shape[0]):
             ids, att = input_ids[i:i + 1], attention_mask[i:i + 1]
@@ -108,6 +112,7 @@ def measure_influence(
             totals_full.append(tf ** 0.5)
             totals_sub.append(ts ** 0.5)
     finally:
+        catcher.__exit__(None, None, None)
         for n, w in weights.items():
             w.requires_grad_(req[n])
         model.train(was_training)

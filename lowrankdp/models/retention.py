@@ -143,7 +143,7 @@ def default_task_file(cache_dir=None) -> Path:
     """The generated multiple-choice task over the pretraining facts (written once to the cache).
 
     61 questions (colours, animal sounds, opposites, counts, a fictional geography, shipping
-    times), 4 choices each (3 for shipping times), from :func:`lowrankdp.models.corpus.multiple_choice_items`.
+    times), 4 choices each, from :func:`lowrankdp.models.corpus.multiple_choice_items`.
     """
     from .cache import cache_root
     from .corpus import GENERATOR_VERSION, multiple_choice_items

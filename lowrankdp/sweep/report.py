@@ -253,16 +253,30 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _missing(runs: Sequence[RunResult], path: str, *, need_ok: bool = False) -> list[str]:
-    return [r.name for r in runs if (not need_ok or r.status == "ok") and r.last(path) is None]
+def _missing(runs: Sequence[RunResult], path: str, *, need_ok: bool = False) -> list[RunResult]:
+    return [r for r in runs if (not need_ok or r.status == "ok") and r.last(path) is None]
 
 
-def _missing_note(names: list[str], path: str, total: int) -> list[str]:
-    if not names:
+def _missing_note(lacking: Sequence[Any], path: str, total: int) -> list[str]:
+    """Say which runs lack ``path``: finished runs that did not measure it, failed runs, unfinished runs."""
+    if not lacking:
         return []
-    if len(names) == total:
+    runs = [r for r in lacking if isinstance(r, RunResult)]
+    names = [r if isinstance(r, str) else r.name for r in lacking]
+    if len(names) == total and all(r.status == "ok" for r in runs):
         return [f"Not measured: no stored run has `{path}`."]
-    return [f"Not measured for {len(names)} run(s) (no `{path}` in metrics.jsonl): {', '.join(names)}."]
+    notes = []
+    ok = [r.name for r in runs if r.status == "ok"] + [n for n in lacking if isinstance(n, str)]
+    failed = [r.name for r in runs if r.status == "failed"]
+    unfinished = [r.name for r in runs if r.status not in ("ok", "failed")]
+    if ok:
+        notes.append(f"Not measured for {len(ok)} run(s) (no `{path}` in metrics.jsonl): {', '.join(ok)}.")
+    if failed:
+        notes.append(f"Missing for {len(failed)} failed run(s) (reasons in the run table): {', '.join(failed)}.")
+    if unfinished:
+        notes.append(f"Missing for {len(unfinished)} run(s) not finished yet (pending, running or interrupted): "
+                     f"{', '.join(unfinished)}.")
+    return notes
 
 
 def fig_privacy_utility(runs: Sequence[RunResult], labels: dict[str, str]) -> _Fig:
@@ -374,7 +388,7 @@ def fig_costs(runs: Sequence[RunResult], labels: dict[str, str]) -> tuple[_Fig, 
     vals = {key: {r.name: _cost_value(r, key, cum) for r in ok} for key, _, cum in _COSTS}
     notes = []
     for key, _, _ in _COSTS:
-        miss = [n for n, v in vals[key].items() if v is None]
+        miss = [r for r in ok if vals[key][r.name] is None]
         notes += _missing_note(miss, key, len(ok) or 1)
     ratios = _cost_ratios(ok, vals)
     panels = [(key, lab) for key, lab, _ in _COSTS if any(v is not None for v in vals[key].values())]
@@ -443,8 +457,8 @@ def fig_roc(runs: Sequence[RunResult], labels: dict[str, str], attack: str) -> _
                "theoretical ε (dashed, `lowrankdp.metrics.epsilon_roc_curve`). A solid curve above the "
                "dashed one would contradict the accountant. Non-private methods have ε = ∞ (no bound: the "
                "allowed region is the whole square). The dotted diagonal is chance.")
-    have = [(r, *_roc_of(r, attack)) for r in runs if r.status == "ok"]
-    missing = [r.name for r, rep, _ in have if rep is None]
+    have = [(r, *_roc_of(r, attack)) for r in runs]
+    missing = [r for r, rep, _ in have if rep is None]
     notes = _missing_note(missing, f"mia.{attack}.roc", len(have) or 1)
     have = [(r, rep, ep) for r, rep, ep in have if rep is not None]
     if not have:
@@ -682,7 +696,8 @@ def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list
             "analytic " + ", ".join(f"{k} {v:.2f}" for k, v in fr.items())
             + ("; measured time " + ", ".join(f"{k} {v:.2f}" for k, v in tr.items()) if tr else ""))
     else:
-        add("FLOPs ratios", "not measured", "no analytic FLOPs stored")
+        add("FLOPs: DP-SGD/FFT ≈ 1.33 and DP-SGD/LoRA ≈ 2 (analytic)", "not measured",
+            "needs analytic FLOPs per token of DP-SGD and of FFT or LoRA")
     viol, checked = [], 0
     for r in ok:
         if r.method not in DP:

@@ -238,49 +238,49 @@ def _fmt_s(s: float) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _validate_with_finetune(specs: list[RunSpec], out_dir: Path, runner: str | None) -> None:
-    """Check every resolved config with FinetuneConfig.validate() in a child process (torch layer)."""
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _validate_and_prepare(specs: list[RunSpec], out_dir: Path, runner: str | None, models: list[str],
+                          log: Callable[[str], None]) -> dict[str, float]:
+    """In one child process (torch layer): check every resolved config with ``FinetuneConfig.validate()``
+    and, if all pass, build/cache each base model once. Raises ``ValueError`` naming the first bad
+    run and field. Returns seconds per prepared model."""
     if runner not in (None, "lowrankdp.finetune:run") or not specs:
-        return
+        return {}
     items = [{"name": s.name, "config": s.config, "run_dir": str(_run_dir(out_dir, s))} for s in specs]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=out_dir) as fh:
-        json.dump(items, fh)
+        json.dump({"configs": items, "models": models}, fh)
         path = fh.name
+    if models:
+        log(f"validating {len(specs)} run configs; preparing model(s) {', '.join(models)} "
+            "(the embedded tiny model is pretrained and cached on first use)")
     try:
-        env = dict(os.environ)
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--validate", path],
-                             capture_output=True, text=True, env=env)
+        res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--prepare", path],
+                             capture_output=True, text=True, env=_child_env())
     finally:
         os.unlink(path)
-    if res.returncode != 0:
+    lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    errors = next((x["errors"] for x in lines if "errors" in x), None)
+    if errors is None:
         raise ValueError(f"could not validate run configs with lowrankdp.finetune: {res.stderr.strip()[-800:]}")
-    errors = json.loads(res.stdout.strip().splitlines()[-1])["errors"]
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more runs)" if len(errors) > 1 else ""
         raise ValueError(f"run {first['name']}: {first['error']}{more}")
-
-
-def _prepare_models(config: SweepConfig, runner: str | None, log: Callable[[str], None]) -> dict[str, float]:
-    if runner not in (None, "lowrankdp.finetune:run"):
-        return {}
     times = {}
-    env = dict(os.environ)
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for model in config.grid.models:
-        log(f"model {model}: preparing (the embedded tiny model is pretrained and cached on first use)")
-        t0 = time.time()
-        res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--prepare-model", model],
-                             capture_output=True, text=True, env=env)
-        times[model] = time.time() - t0
-        if res.returncode != 0:
-            # not fatal: each run will try (and record the failure with its reason)
-            log(f"model {model}: preparation failed ({res.stderr.strip().splitlines()[-1:] or ['?']}); runs will retry")
-        else:
-            log(f"model {model}: ready in {times[model]:.1f} s")
+    for x in lines:
+        if "model" in x:
+            if x.get("error"):
+                # not fatal: each run will try again and record its own failure with the reason
+                log(f"model {x['model']}: preparation failed ({x['error']}); runs will retry")
+            else:
+                times[x["model"]] = x["prepared_in_s"]
+                log(f"model {x['model']}: ready in {x['prepared_in_s']:.1f} s")
     return times
 
 
@@ -349,11 +349,15 @@ def run_sweep(
 
         timings: dict[str, Any] = {}
         timings["data"] = prepare_data(config, out, log=log)
-        _validate_with_finetune(specs, out, runner)
+        skip_status = {"ok"} if retry_failed else set(FINISHED)
+        before = {r["run_key"]: r["status"] for r in index.rows()}
+        any_todo = any(before.get(s.key) not in skip_status for s in specs)
+        # every resolved config checked by FinetuneConfig before any run is registered or started
+        timings["models"] = _validate_and_prepare(specs, out, runner,
+                                                  list(config.grid.models) if any_todo else [], log)
         index.add_runs([(s.key, s.name, s.config, str(_run_dir(out, s).relative_to(out))) for s in specs])
 
         rows = {r["run_key"]: r for r in index.rows()}
-        skip_status = {"ok"} if retry_failed else set(FINISHED)
         todo = [s for s in specs if rows[s.key]["status"] not in skip_status]
         skipped = [s.name for s in specs if rows[s.key]["status"] in skip_status]
         result = SweepResult(out_dir=out, total=len(specs), skipped=skipped,
@@ -362,8 +366,6 @@ def run_sweep(
             log(f"resume: skipping {len(skipped)} finished run(s)")
         log(f"{len(todo)} run(s) to do of {len(specs)} ({executor} executor, runner "
             f"{runner or 'lowrankdp.finetune:run'})")
-        if todo:
-            timings["models"] = _prepare_models(config, runner, log)
         payloads = []
         for s in todo:
             payloads.append({

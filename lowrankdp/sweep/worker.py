@@ -11,8 +11,8 @@ run cannot take the sweep down. The worker
 4. writes ``summary.json`` itself if the run function raised before writing one (status "failed",
    reason = the exception), and ``worker.json`` (provenance seen from inside the run: GPU if any).
 
-Other modes: ``--prepare-model NAME`` builds/caches a base model once before the runs;
-``--validate CONFIGS.json`` checks every resolved config with ``FinetuneConfig.validate()``.
+Other mode: ``--prepare FILE`` checks every resolved config with ``FinetuneConfig.validate()`` and then
+builds/caches each base model once, before the first run.
 """
 
 from __future__ import annotations
@@ -128,41 +128,42 @@ def run_spec(spec_path: str | os.PathLike) -> int:
     return 0 if (summary.get("status", status) == "ok" and status == "ok") else 1
 
 
-def prepare_model(name: str) -> int:
-    from lowrankdp.models import load_base
+def prepare(path: str | os.PathLike) -> int:
+    """Validate resolved configs with FinetuneConfig, then (if all pass) build/cache each base model.
 
-    t0 = time.time()
-    load_base(name)
-    print(json.dumps({"model": name, "prepared_in_s": round(time.time() - t0, 2)}))
-    return 0
-
-
-def validate_configs(path: str | os.PathLike) -> int:
-    """Validate resolved configs with FinetuneConfig; print one JSON object {errors: [...]}."""
+    Prints JSON lines: ``{"errors": [...]}`` then one ``{"model", "prepared_in_s" | "error"}`` per model.
+    """
     from lowrankdp.finetune import FinetuneConfig
 
-    items = json.loads(Path(path).read_text())
+    job = json.loads(Path(path).read_text())
     errors = []
-    for item in items:
+    for item in job.get("configs", []):
         try:
-            cfg = FinetuneConfig(**item["config"], out_dir=item["run_dir"])
-            if hasattr(cfg, "validate"):
-                cfg.validate()
+            FinetuneConfig(**item["config"], out_dir=item["run_dir"]).validate()
         except (TypeError, ValueError) as exc:
             errors.append({"name": item["name"], "error": str(exc)})
-    print(json.dumps({"errors": errors}))
+    print(json.dumps({"errors": errors}), flush=True)
+    if errors:
+        return 0
+    for name in job.get("models", []):
+        t0 = time.time()
+        try:
+            from lowrankdp.models import load_base
+
+            load_base(name)
+            print(json.dumps({"model": name, "prepared_in_s": round(time.time() - t0, 2)}), flush=True)
+        except Exception as exc:  # noqa: BLE001 - reported; the runs retry and record their own failure
+            print(json.dumps({"model": name, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _die_with_parent()
-    if len(argv) == 2 and argv[0] == "--prepare-model":
-        return prepare_model(argv[1])
-    if len(argv) == 2 and argv[0] == "--validate":
-        return validate_configs(argv[1])
+    if len(argv) == 2 and argv[0] == "--prepare":
+        return prepare(argv[1])
     if len(argv) != 1:
-        print("usage: python -m lowrankdp.sweep.worker SPEC.json | --prepare-model NAME | --validate FILE",
+        print("usage: python -m lowrankdp.sweep.worker SPEC.json | --prepare FILE",
               file=sys.stderr)
         return 2
     return run_spec(argv[0])
