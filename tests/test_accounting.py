@@ -74,18 +74,19 @@ def test_no_release_is_zero_and_no_noise_is_infinite(projection):
     ids=lambda e: type(e).__name__,
 )
 def test_contract_every_mechanism(event):
+    acc_ = lambda: RdpAccountant(orders=INT_ORDERS)  # noqa: E731
     # no events -> 0
-    assert RdpAccountant().get_epsilon(1e-5) == 0.0
+    assert acc_().get_epsilon(1e-5) == 0.0
     # count 0 -> 0
-    assert RdpAccountant().compose(event, count=0).get_epsilon(1e-5) == 0.0
-    acc = RdpAccountant().compose(event)
+    assert acc_().compose(event, count=0).get_epsilon(1e-5) == 0.0
+    acc = acc_().compose(event)
     e1 = acc.get_epsilon(1e-5)
     assert 0 < e1 < math.inf
     # composing twice costs more; RDP is additive
-    acc2 = RdpAccountant().compose(event, count=2)
+    acc2 = acc_().compose(event, count=2)
     assert acc2.get_epsilon(1e-5) > e1
     if not isinstance(event, HighProbabilityProjectionEvent):
-        np.testing.assert_allclose(acc2.get_rdp(), 2 * RdpAccountant().compose(event).get_rdp(), rtol=1e-12)
+        np.testing.assert_allclose(acc2.get_rdp(), 2 * acc_().compose(event).get_rdp(), rtol=1e-12)
     # events are immutable
     with pytest.raises(Exception):
         event.r = 3  # type: ignore[misc]
@@ -158,9 +159,14 @@ def test_replace_one_doubles_sensitivity_unsampled():
     b = A.epsilon(noise_multiplier=1.0, sampling_rate=1.0, steps=10, delta=1e-5)
     assert a == pytest.approx(b, rel=1e-12)
     # and it always costs more than add/remove
-    for proj in A.PROJECTIONS:
+    for proj in ("none", "fresh", "high_probability"):
         kw = dict(SETTING, d=768, r=8, projection=proj)
         assert A.epsilon(**kw, neighboring="replace_one") > A.epsilon(**kw)
+    # fixed projection: two records span two directions (lambda_max of a 2-span, simulated)
+    ev = A.dpsgd_event(noise_multiplier=0.8, sampling_rate=0.01, steps=1000, d=768, r=8, projection="fixed")
+    e_rep = RdpAccountant(orders=INT_ORDERS, neighboring="replace_one", n_lambda_samples=2000).compose(ev)
+    e_add = RdpAccountant(orders=INT_ORDERS).compose(ev)
+    assert e_rep.get_epsilon(1e-5) > e_add.get_epsilon(1e-5)
 
 
 def test_report_contains_assumptions_and_orders():

@@ -197,3 +197,12 @@ def test_conversion_formula_at_a_point():
     e, o = A.rdp_to_epsilon([3.7], [0.4321], 3.3e-6, warn=False)
     assert o == 3.7
     assert e == pytest.approx(0.4321 + math.log(2.7 / 3.7) - (math.log(3.3e-6) + math.log(3.7)) / 2.7, rel=1e-14)
+
+
+@pytest.mark.parametrize("d,r", [(9, 8), (768, 8), ([768, 1024], 1), (40, 3)])
+def test_interval_masses_sum_to_one(d, r):
+    from lowrankdp.accounting.projection import shared_variable
+
+    v = shared_variable(d=d, r=r)
+    edges = v.grid(256)
+    assert np.exp(v.log_interval_masses(edges)).sum() == pytest.approx(1.0, abs=1e-10)

@@ -472,6 +472,7 @@ def test_resume_continues_bit_identically(tiny, tmp_path, method):
     assert lb[-1]["privacy"]["epsilon"] == la[-1]["privacy"]["epsilon"]
     with pytest.raises(ValueError, match=r"^lr"):
         run(part.replace(epochs=3, resume=True, lr=1e-2))
+    assert json.loads((tmp_path / "part" / "summary.json").read_text())["status"] == "ok"  # not clobbered
 
 
 def test_cli_finetune(tiny, tmp_path, capsys):

@@ -219,6 +219,8 @@ def test_unknown_name_is_a_clear_error(monkeypatch):
     assert time.perf_counter() - t0 < 30
     with pytest.raises(ValueError, match="no such directory"):
         load_base("./definitely/not/here")
+    with pytest.raises(ValueError, match="name_or_path must be a non-empty string"):
+        load_base("")
 
 
 # ---------------------------------------------------------------------------------------- presets
@@ -296,7 +298,8 @@ def test_token_stream_layout(short_build):
 
     tok = AutoTokenizer.from_pretrained(short_build)
     ids = token_stream(tok, ["ab", "cd"])
-    assert ids == tok("ab", add_special_tokens=False)["input_ids"] + [0] + tok("cd", add_special_tokens=False)["input_ids"] + [0]
+    enc = tok(["ab", "cd"], add_special_tokens=False)["input_ids"]
+    assert ids == enc[0] + [tok.eos_token_id] + enc[1] + [tok.eos_token_id]
 
 
 # -------------------------------------------------------------------------------- multiple choice
@@ -370,7 +373,7 @@ def test_lm_eval_guard():
 
     if lm_eval_available():  # pragma: no cover - not installed here
         pytest.skip("lm_eval installed; the guard is not exercised")
-    with pytest.raises(ImportError, match="pip install lm-eval"):
+    with pytest.raises(ImportError, match="pip install .lm-eval"):
         run_lm_eval(None, None, ["sciq"])
 
 

@@ -11,30 +11,33 @@ from pathlib import Path
 
 import pytest
 
-from lowrankdp.sweep import run_sweep, write_report
+from lowrankdp.sweep import write_report
+from lowrankdp.sweep._testing import synthetic_run
 from lowrankdp.sweep.config import SweepConfig
-
-SYNTH = "lowrankdp.sweep._testing:synthetic_run"
 
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    """A sweep directory of stored (synthetic) results for all six methods."""
+    """A sweep directory of stored (synthetic) results for all six methods, written in-process in the
+    layout the runner leaves (sweep.json, runs/<run>/{run.json, config.json, metrics.jsonl, summary.json})."""
     tmp = tmp_path_factory.mktemp("report")
     data = tmp / "data"
     data.mkdir()
-    for s in ("train", "test"):
-        (data / f"{s}.jsonl").write_text("{}\n")
     cfg = SweepConfig.from_dict({
         "name": "fixture",
         "grid": {"methods": ["fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd"],
                  "models": ["m"], "datasets": ["x"], "epochs": [2], "noise_multipliers": [0.5]},
         "datasets": {"x": {"path": str(data)}},
-        "execution": {"jobs": 2},
         "report": {"projection_ranks": [2, 16]},
     })
-    run_sweep(cfg, tmp / "sweep", runner=SYNTH, stream=None)
-    return tmp / "sweep"
+    root = tmp / "sweep"
+    for spec in cfg.runs(root):
+        rd = root / "runs" / f"{spec.name}-{spec.key[:10]}"
+        synthetic_run({**spec.config, "out_dir": str(rd)})
+        (rd / "run.json").write_text(json.dumps({"run_key": spec.key, "name": spec.name, "status": "ok",
+                                                 "reason": None, "config": spec.config, "wall_time_s": 1.0}))
+    (root / "sweep.json").write_text(json.dumps({"name": "fixture", "config": cfg.to_dict(), "provenance": {}}))
+    return root
 
 
 def _pngs(html: str) -> list[bytes]:

@@ -72,7 +72,7 @@ def log_hyp1f1(a: float, b: float, x) -> np.ndarray:
     lo = np.empty_like(xp)
     hi = np.empty_like(xp)
     for side, store in ((-1.0, lo), (1.0, hi)):
-        w = np.full_like(xp, 1.0)
+        w = 4.0 / np.sqrt(kappa)
         for _ in range(80):
             bad = _g(y_star + side * w, xp, a, c) > g_star - _DROP
             if not np.any(bad):
@@ -80,7 +80,7 @@ def log_hyp1f1(a: float, b: float, x) -> np.ndarray:
             w = np.where(bad, 2.0 * w, w)
         inner = np.zeros_like(xp)
         outer = w
-        for _ in range(60):
+        for _ in range(24):  # the cut-off only needs to be located roughly (outer stays beyond it)
             mid = 0.5 * (inner + outer)
             above = _g(y_star + side * mid, xp, a, c) > g_star - _DROP
             inner = np.where(above, mid, inner)
@@ -93,7 +93,8 @@ def log_hyp1f1(a: float, b: float, x) -> np.ndarray:
     y = lo[:, None] + (hi - lo)[:, None] * t[None, :]
     h = (hi - lo) / (n - 1)
     vals = _g(y, xp[:, None], a, c)
-    log_int = special.logsumexp(vals, axis=1) + np.log(h)
+    vmax = vals.max(axis=1)
+    log_int = vmax + np.log(np.exp(vals - vmax[:, None]).sum(axis=1)) + np.log(h)
     out[pos] = log_int - special.betaln(a, c)
     return out
 

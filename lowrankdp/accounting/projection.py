@@ -116,7 +116,7 @@ class SharedVariable:
         first = self.cdf(edges[1])
         out[0] = math.log(first) if first > 0 else -math.inf
         if min(self.cs) < 1.0:  # density singular at 1: use the survival function
-            last = self.sf(edges[-2])
+            last = self.sf(edges[-2]) - (self.sf(edges[-1]) if edges[-1] < 1.0 else 0.0)
             out[-1] = math.log(last) if last > 0 else -math.inf
         return out
 

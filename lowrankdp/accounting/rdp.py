@@ -362,7 +362,7 @@ class RdpAccountant:
     """
 
     def __init__(self, orders: Sequence[float] | None = None, neighboring: str = "add_remove",
-                 *, fixed_grid: int = 1024, n_lambda_samples: int = 20000, seed: int = 0):
+                 *, fixed_grid: int = 512, n_lambda_samples: int = 20000, seed: int = 0):
         orders = DEFAULT_ORDERS if orders is None else orders
         orders = np.asarray([check_real("orders", o, lo=1.0, lo_open=True) for o in orders], dtype=float)
         if len(orders) == 0:
@@ -395,11 +395,13 @@ class RdpAccountant:
     def _hp_events(self, event: DpEvent) -> list:
         """Events whose tail probability δ_M is chosen at conversion (high-probability; fixed: may be 0)."""
         if isinstance(event, HighProbabilityProjectionEvent):
-            return [event]
+            trivial = event.unprojected or any(1 + event.r > dl for dl in event.d)  # q_M = 1: no δ_M to spend
+            return [] if trivial else [event]
         if isinstance(event, FixedProjectionEvent):
             k = event.span_dim * (2 if self.neighboring == "replace_one" else 1)
             trivial = event.unprojected or any(k + event.r > dl for dl in event.d)  # λ ≡ 1: nothing to truncate
-            return [] if trivial else [event]
+            # the simulated λ_max law (k > 1) is used without truncation, so no δ_M is spent on it
+            return [] if trivial or k > 1 else [event]
         if isinstance(event, (SelfComposedEvent, PoissonSampledEvent)):
             return self._hp_events(event.event)
         if isinstance(event, ComposedEvent):
@@ -442,7 +444,7 @@ class RdpAccountant:
             return self._fixed(event, scale, hp_fail)
         if isinstance(event, HighProbabilityProjectionEvent):
             var = shared_variable(d=event.d, r=event.r, span_dim=1, unprojected=event.unprojected)
-            fp = hp_fail[id(event)]
+            fp = hp_fail.get(id(event), 0.0)
             # replace-one: two directions, union bound over both (max of two Betas).
             tail = fp / 2 if self.neighboring == "replace_one" else fp
             q_m = var.upper_quantile(tail)

@@ -177,7 +177,6 @@ class LoraFAConfig:
     delta: float = 1e-5
     seed: int = 0
     chunk: int = 50
-    replay_iterations: int = 6  # noise-free, steps > 1: rounds of the replay attack (see attack_scores)
     n_bootstrap: int = 200
     threat: _mx.ThreatModel = field(default_factory=lambda: LORA_FA_THREAT)
 
@@ -195,7 +194,6 @@ class LoraFAConfig:
             delta=check_real("delta", self.delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True),
             seed=check_int("seed", self.seed, minimum=0),
             chunk=check_int("chunk", self.chunk, minimum=1),
-            replay_iterations=check_int("replay_iterations", self.replay_iterations, minimum=0),
             n_bootstrap=check_int("n_bootstrap", self.n_bootstrap, minimum=0),
         )
         alpha = float(vals["rank"]) if self.alpha is None else check_real("alpha", self.alpha, lo=0.0, lo_open=True)
@@ -219,7 +217,7 @@ class LoraFAConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("rank", "alpha", "hidden", "steps", "lr", "sigma", "clip", "trials",
-                                              "train_size", "pool_size", "delta", "seed", "chunk", "replay_iterations", "n_bootstrap")}
+                                              "train_size", "pool_size", "delta", "seed", "chunk", "n_bootstrap")}
         out["threat"] = self.threat.to_dict()
         return out
 
@@ -310,30 +308,6 @@ def _gradient_w0(cfg: LoraFAConfig, base: MLP, x: torch.Tensor, y: torch.Tensor,
     return g_others[None] + g_target
 
 
-def _replay_gradient_sum(cfg: LoraFAConfig, base: MLP, delta_w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                         coef_w: torch.Tensor) -> torch.Tensor:
-    """Noise-free multi-step replay: estimate ``M`` from the release, replay training with it, repeat.
-
-    LoRA-FA's trajectory depends on ``A`` only through ``M = AᵀA``: ``ΔW_{t+1} = ΔW_t − c·G(W0 + ΔW_t)·M``
-    with ``c = η(α/r)²/N``. Given a guess of ``Σ_t G_t``, ``M̂ = −(1/c)(Σ_t G_t)⁺ ΔW`` (exact on the span of
-    the inputs, which is all the dynamics see); replaying the hypothesis' training with ``M̂`` gives a new
-    ``Σ_t G_t``. Under the true hypothesis the exact sum is a fixed point; ``cfg.replay_iterations`` rounds.
-    """
-    c = cfg.lr * cfg.scaling ** 2 / cfg.train_size
-    k = x.shape[0]
-    w0 = base.fc1.weight.detach()[None].expand(k, -1, -1)
-    total = cfg.steps * _gradient_at(w0, base, x, y, coef_w)
-    for _ in range(cfg.replay_iterations):
-        m_hat = -(1.0 / c) * torch.linalg.pinv(total, rtol=1e-10) @ delta_w
-        dw = torch.zeros_like(delta_w)
-        new_total = torch.zeros_like(delta_w)
-        for _t in range(cfg.steps):
-            new_total = new_total + _gradient_at(w0 + dw, base, x, y, coef_w)
-            dw = -c * new_total @ m_hat
-        total = new_total
-    return total
-
-
 def attack_scores(
     cfg: LoraFAConfig,
     base: MLP,
@@ -355,9 +329,6 @@ def attack_scores(
     for hyp, included in (("in", 1.0), ("out", 0.0)):
         coef_w = torch.ones(k, n, dtype=x.dtype)
         coef_w[:, target_index] = included
-        if cfg.steps > 1 and cfg.sigma == 0:
-            grads[hyp] = _replay_gradient_sum(cfg, base, delta_w, x, y, coef_w)
-            continue
         total = torch.zeros_like(delta_w)
         for t in range(cfg.steps):
             if t == 0 and shared:

@@ -49,18 +49,31 @@ def _summary_lines(meta: dict) -> list[str]:
         f"{arch.get('num_heads')} heads, rotary {arch.get('rotary_pct')}, {arch.get('parameters'):,} parameters",
         f"tokenizer      byte-level BPE, {meta.get('tokenizer', {}).get('vocab_size')} tokens",
         f"corpus         {corpus.get('n_train_docs')} train / {corpus.get('n_heldout_docs')} held-out docs, "
-        f"{corpus.get('train_tokens'):,} / {corpus.get('heldout_tokens'):,} tokens, sha256 {corpus.get('sha256', '')[:16]}…",
+        f"{corpus.get('train_tokens'):,} / {corpus.get('heldout_tokens'):,} tokens, "
+        f"sha256 {corpus.get('sha256', '')[:16]}…",
         f"losses         train {meta.get('train_loss_final'):.3f}, held-out {meta.get('heldout_loss'):.3f}, "
         f"unigram baseline {meta.get('unigram_heldout_loss'):.3f} (nats/token)",
-        f"built          {meta.get('created')} in {secs.get('total')} s "
-        f"(torch {meta.get('versions', {}).get('torch')})",
+        f"built          {meta.get('created')} in {secs.get('total')} s wall"
+        + (f", {secs['total_cpu']} s CPU" if "total_cpu" in secs else "")
+        + f" (torch {meta.get('versions', {}).get('torch')})",
     ]
+
+
+def _quiet_transformers() -> None:
+    """No per-load progress bars from transformers in CLI output."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def _build(args: argparse.Namespace) -> int:
     from lowrankdp.cli import print_json
     from lowrankdp.models import build_tiny, read_metadata, tiny_path
 
+    _quiet_transformers()
     path = tiny_path(cache_dir=args.cache_dir)
     cached = (path / "lowrankdp_model.json").is_file()
     t0 = time.perf_counter()
@@ -79,6 +92,7 @@ def _info(args: argparse.Namespace) -> int:
     from lowrankdp.cli import print_json
     from lowrankdp.models import describe_base
 
+    _quiet_transformers()
     info = describe_base(args.name_or_path, cache_dir=args.cache_dir)
     if args.json:
         print_json(info)
@@ -100,6 +114,7 @@ def _eval(args: argparse.Namespace) -> int:
     from lowrankdp.models import load_base, retention_loss, score_multiple_choice
 
     torch.set_num_threads(1)
+    _quiet_transformers()
     model, tokenizer = load_base(args.name_or_path, cache_dir=args.cache_dir)
     loss = retention_loss(model, tokenizer, max_tokens=args.max_tokens)
     mc = score_multiple_choice(model, tokenizer, args.task_file)

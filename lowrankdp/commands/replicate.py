@@ -12,7 +12,7 @@ HELP = "run a full replication (data, sweep of all methods, report) from a prese
 def register(subparsers) -> None:
     p = subparsers.add_parser("replicate", help=HELP, description=HELP + ". See docs/sweep.md.")
     p.add_argument("--preset", default="smoke", help="smoke (CPU, minutes) or paper (GPU); default smoke")
-    add_run_options(p, default_out=None)
+    add_run_options(p, out_required=False, out_help="; default runs/PRESET")
     p.set_defaults(func=_main)
 
 

@@ -9,10 +9,9 @@ from typing import Any
 HELP = "run a sweep from a preset or a TOML/YAML config file (grid of fine-tuning runs)"
 
 
-def add_run_options(p: argparse.ArgumentParser, *, default_out: str | None) -> None:
-    p.add_argument("--out", default=default_out, required=default_out is None,
-                   help="sweep directory (runs, SQLite index, report)" +
-                   (f"; default {default_out}" if default_out else ""))
+def add_run_options(p: argparse.ArgumentParser, *, out_required: bool, out_help: str = "") -> None:
+    p.add_argument("--out", default=None, required=out_required,
+                   help="sweep directory (runs, SQLite index, report)" + out_help)
     p.add_argument("--override", "-o", action="append", default=[], metavar="FILE",
                    help="override file applied on top (TOML/YAML; repeatable, applied in order)")
     p.add_argument("--set", action="append", default=[], metavar="PATH=JSON", dest="set_values",
@@ -54,7 +53,7 @@ def dry_run(cfg, out) -> dict[str, Any]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help=HELP, description=HELP)
     p.add_argument("config", help="preset name (smoke, paper) or path to a .toml/.yaml config")
-    add_run_options(p, default_out=None)
+    add_run_options(p, out_required=True)
     p.add_argument("--no-report", action="store_true", help="do not write report.html/report.md at the end")
     p.set_defaults(func=_main)
 

@@ -201,6 +201,7 @@ class _Run:
         self.notes: list[str] = []
         self.last_metrics: dict[str, Any] | None = None
         self.epoch = 0
+        self.resume_checked = False
         self.cost_state: dict[str, Any] = {"train_seconds": 0.0, "timed_steps": 0, "timed_seconds": 0.0,
                                            "tokens": 0, "records": 0, "steps": 0, "empty_steps": 0,
                                            "flops_step": None}
@@ -211,6 +212,10 @@ class _Run:
         try:
             self._prepare()
         except ValueError as exc:
+            if not self.resume_checked:  # a mismatching resume must not overwrite the existing run's summary
+                if raise_invalid:
+                    raise
+                return {"status": "failed", "reason": f"invalid config: {exc}", "run_dir": str(self.out)}
             summary = self._finish("failed", f"invalid config: {exc}")
             if raise_invalid:
                 raise
@@ -260,6 +265,7 @@ class _Run:
         reset_peak_memory(self.device)
         ckpt = latest_checkpoint(self.out) if cfg.resume else None
         self._check_resume_config(ckpt)
+        self.resume_checked = True
         atomic_write_text(self.out / "config.json", cfg.to_json() + "\n")
         if ckpt is None:
             for f in ("metrics.jsonl",):

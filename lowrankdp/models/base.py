@@ -117,9 +117,9 @@ def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, devic
     The model is returned in eval mode, freshly loaded (callers may modify it). Unknown names
     raise ``ValueError`` naming the built-in choices.
     """
-    name = os.fspath(name_or_path)
-    if not isinstance(name, str) or not name:
+    if not isinstance(name_or_path, (str, os.PathLike)) or not os.fspath(name_or_path):
         raise ValueError(f"name_or_path must be a non-empty string or path, got {name_or_path!r}")
+    name = os.fspath(name_or_path)
     dtype = _dtype(dtype)
     if name == "tiny":
         from transformers import AutoTokenizer, GPTNeoXForCausalLM

@@ -266,7 +266,8 @@ def run_lm_eval(model, tokenizer, tasks: Sequence[str] = ("mmlu", "hellaswag", "
                 batch_size: int = 8) -> dict[str, dict[str, Any]]:
     """Run named lm-evaluation-harness tasks on an in-memory model; ``{task: metrics}``.
 
-    Needs ``pip install lm-eval`` and the task data (downloaded from the hub on first use).
+    Needs ``pip install 'lm-eval[hf]'`` (recent releases split out the HF backend) and the task
+    data (downloaded from the hub on first use).
     UNTESTED in this workplace (lm-eval is not installed and there is no network); the call
     follows lm-eval's documented ``HFLM(pretrained=model, tokenizer=...)`` + ``simple_evaluate``.
     """
@@ -274,7 +275,7 @@ def run_lm_eval(model, tokenizer, tasks: Sequence[str] = ("mmlu", "hellaswag", "
         import lm_eval
         from lm_eval.models.huggingface import HFLM
     except ImportError:
-        raise ImportError("run_lm_eval needs lm-evaluation-harness: pip install lm-eval") from None
+        raise ImportError("run_lm_eval needs lm-evaluation-harness: pip install 'lm-eval[hf]'") from None
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit)
     return {name: dict(metrics) for name, metrics in out["results"].items()}
