@@ -290,21 +290,25 @@ class _CandidateTrie:
     def __init__(self, tokenizer, prefix: str, secrets: Sequence[str]):
         t0 = time.perf_counter()
         n = len(secrets)
-        rows: list[list[int]] = []
+        blocks: list[np.ndarray] = []
         backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: ~4x faster
-        for c0 in range(0, n, 100_000):
+        for c0 in range(0, n, 100_000):  # chunks keep the Python token lists small
             chunk = [prefix + s for s in secrets[c0:c0 + 100_000]]
             if backend is not None:
                 enc = getattr(backend, "encode_batch_fast", backend.encode_batch)
-                rows.extend(e.ids for e in enc(chunk, add_special_tokens=True))
+                rows = [e.ids for e in enc(chunk, add_special_tokens=True)]
             else:
-                rows.extend(tokenizer(chunk)["input_ids"])
-        lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
-        width = int(lens.max())
-        arr = np.full((n, width), -1, dtype=np.int64)
-        for i, r in enumerate(rows):
-            arr[i, :len(r)] = r
-        del rows
+                rows = list(tokenizer(chunk)["input_ids"])
+            w = max(len(r) for r in rows)
+            block = np.full((len(rows), w), -1, dtype=np.int64)
+            for i, r in enumerate(rows):
+                block[i, :len(r)] = r
+            blocks.append(block)
+        width = max(b.shape[1] for b in blocks)
+        arr = np.concatenate([np.pad(b, ((0, 0), (0, width - b.shape[1])), constant_values=-1)
+                              for b in blocks])
+        del blocks
+        lens = (arr >= 0).sum(axis=1)
         if n > 1:
             # longest token prefix shared by every candidate (its log-prob is the same for all: dropped)
             same = np.all(arr == arr[0], axis=0) & (np.arange(width) < lens.min())
