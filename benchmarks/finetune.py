@@ -171,6 +171,10 @@ def markdown(rows_by_setting: list[tuple[dict, str, list[dict] | None]], prov: d
            "theory.md §6 (6N FFT, 4N LoRA/LoRA-FA/DP-LoRA, 8N DP-SGD, + projection for compressed DP-SGD), "
            "N = Linear weights incl. the output head. CPU memory: peak RSS above the RSS after loading the "
            "model (process-level, coarse). DP rows step on the fixed batch without Poisson sampling (cost only).",
+           "",
+           f"Load average (1 min) before/after the CPU rows: {prov.get('loadavg_before')} / "
+           f"{prov.get('loadavg_after')} on {os.cpu_count()} cores. On a shared machine the wall-time ratios "
+           "are only indicative (other jobs compete for the cores); the FLOP counts are deterministic.",
            ""]
     for setting, device, rows in rows_by_setting:
         out.append(f"## {setting['model']} ({setting['dtype']}, B={setting['batch']}, L={setting['length']}, "
@@ -212,6 +216,7 @@ def main(argv=None) -> int:
     from lowrankdp.provenance import provenance
 
     results: list[tuple[dict, str, list[dict] | None]] = []
+    load_before = round(os.getloadavg()[0], 2)
     for setting in SETTINGS["cpu"]:
         print(f"CPU: {setting}", flush=True)
         results.append((setting, "cpu", run_setting(setting, "cpu", args.quick)))
@@ -224,6 +229,7 @@ def main(argv=None) -> int:
             print(f"GPU: {setting['model']}: not run (no GPU)")
             results.append((setting, "cuda", None))
     prov = provenance()
+    prov["loadavg_before"], prov["loadavg_after"] = load_before, round(os.getloadavg()[0], 2)
     md = markdown(results, prov)
     print()
     print(md)

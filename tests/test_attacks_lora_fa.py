@@ -168,3 +168,19 @@ def test_ks_detects_wrong_variance():
     g = np.random.default_rng(0)
     assert lf.ks_entries_pvalue(g.standard_normal((16, 64)) / 16, r=16) < 1e-6  # std 1/r, PEFT "gaussian"
     assert lf.ks_entries_pvalue(g.standard_normal((16, 64)) / 4, r=16) > 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rank", [4, 16, 64])
+def test_one_step_noise_free_auc_at_paper_ranks(rank):
+    res = lf.run_lora_fa_attack(lf.LoraFAConfig(rank=rank, trials=300, n_bootstrap=0, seed=rank))
+    assert res.report.auc >= 0.99
+    assert res.ks_pvalue > 0.001
+
+
+@pytest.mark.slow
+def test_auc_falls_with_sigma_when_nothing_is_clipped():
+    aucs = [lf.run_lora_fa_attack(lf.LoraFAConfig(rank=16, sigma=s, clip=40.0, trials=200, n_bootstrap=0,
+                                                  seed=7)).report.auc for s in (1e-5, 1e-3, 0.1)]
+    assert aucs[0] > aucs[1] > aucs[2]
+    assert aucs[2] < 0.65

@@ -304,3 +304,16 @@ def test_correlation_needs_no_projection_and_detects_large_signal():
     res = mx.run_matrix_attack(cfg)
     assert res.auc > 0.9
     assert auc(res.scores_in, res.scores_out) == res.auc
+
+
+# ---------------------------------------------------------------- the claims (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", [16, 64, 256])
+def test_noise_free_matrix_auc_grid(d):
+    for r in sorted({4, 16, d // 2}):
+        for dist, cols in (("symmetry", 2), ("reconstruction", r + 1)):
+            res = mx.run_matrix_attack(MatrixAttackConfig(d=d, r=r, columns=cols, distinguisher=dist, trials=2000,
+                                                          n_bootstrap=0, seed=d + r))
+            assert res.auc >= 0.99, (d, r, dist, res.auc)

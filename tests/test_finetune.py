@@ -176,7 +176,7 @@ def test_every_method_runs_end_to_end(tiny, tmp_path, method, extra):
 def test_measurements_retention_influence_in_metrics(tiny, tmp_path):
     # dialogs carry their personal data after the greeting: 160 tokens reach it with this small vocabulary
     cfg = cfg_for(tiny, "lora-fa", tmp_path / "run", max_length=160, measure=True, retention=True,
-                  retention_max_tokens=128,
+                  retention_max_tokens=128, retention_mc=True, lm_eval_tasks=("sciq",),
                   influence_samples=3, exposure_max_candidates=50,
                   extra={"measure_kwargs": {"n_bootstrap": 20}})
     s = run(cfg)
@@ -187,6 +187,11 @@ def test_measurements_retention_influence_in_metrics(tiny, tmp_path):
     assert math.isfinite(m["sensitive_loss_token"]) and math.isfinite(m["utility_loss"])
     assert m["exposure"] is not None and "mia" in m
     assert isinstance(line["retention_loss"], float) and line["retention_loss"] > 0
+    assert 0 <= line["benchmarks"]["mc_accuracy"] <= 1
+    from lowrankdp.models import lm_eval_available
+
+    if not lm_eval_available():
+        assert "not installed" in line["benchmarks"]["lm_eval"]["skipped"]
     inf = line["influence"]
     assert inf["records"] == 3 and inf["max_layer_norm_ratio"] <= 1 + 1e-9  # [RPUE] Thm 1
     assert inf["mean_subspace_norm"] <= inf["mean_full_norm"]

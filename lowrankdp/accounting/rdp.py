@@ -5,8 +5,9 @@ Sources: [MTZ19] Mironov, Talwar, Zhang, arXiv:1908.10530 (sampled Gaussian RDP:
 theory.md §4.3 (fresh projection: ₁F₁), §4.4 (fixed projection: ``E_λ[A_α(λ)^T]``), §4.5 (high
 probability baseline).
 
-Orders supported (``rdp(α)`` is returned as ``+inf`` — a trivially valid bound — at orders an event
-cannot handle; an accountant whose whole curve is ``inf`` says so):
+Orders supported. Every projected curve is also capped, order by order, by the plain (unprojected)
+curve, which is a valid bound because ``b ≤ 1``; at orders the projected formula cannot handle this cap
+is what is used (``rdp(α) = +inf`` only if nothing applies):
 
 ===============================================  =======================  ==========================
 event                                            integer α ≥ 2            fractional α > 1
@@ -15,8 +16,8 @@ Gaussian                                         closed form              closed
 Poisson-sampled Gaussian                         exact sum [MTZ19 §3.2]   signed series [MTZ19 §3.3]
                                                                           (exact; = Opacus)
 fresh projection, unsampled (q = 1)              ₁F₁ (§4.3)               ₁F₁ (§4.3)
-fresh projection, Poisson-sampled (q < 1)        binomial sum of ₁F₁      not supported (inf)
-fixed projection of the above plain steps        E_λ[·] (upper sum)        only if no Poisson step
+fresh projection, Poisson-sampled (q < 1)        binomial sum of ₁F₁      plain SGM value (b ≤ 1)
+fixed projection of the above plain steps        E_λ[·] (upper sum)        plain value unless q = 1
 high-probability baseline                        as plain                 as plain
 ===============================================  =======================  ==========================
 
@@ -500,13 +501,21 @@ class RdpAccountant:
             self.details["fixed_truncation"] = float(edges[j + 1])
         self.details["fixed_law"] = var.kind
         self.details["fixed_rdp_lower"] = (cum_lo[:, j] - log_norm) / (orders - 1)
-        return (cum_up[:, j] - log_norm) / (orders - 1)
+        fixed = (cum_up[:, j] - log_norm) / (orders - 1)
+        # λ ≤ 1: for every A (conditioned or not) the run is dominated by the unprojected one, so the plain
+        # curve is a bound too, order by order (fills fractional orders).
+        return np.minimum(fixed, self._rdp(event.event, scale, hp_fail))
 
     def _fresh(self, q: float, ev: FreshProjectedGaussianEvent, scale: float) -> np.ndarray:
         d = ev.d_min  # smallest d is the worst case for the fresh RDP (theory.md §4.2; Jensen per layer)
         r = d if ev.unprojected else ev.r
-        return fresh_projection_rdp(sampling_rate=q, noise_multiplier=ev.noise_multiplier, d=d, r=r,
+        proj = fresh_projection_rdp(sampling_rate=q, noise_multiplier=ev.noise_multiplier, d=d, r=r,
                                     orders=self.orders, sensitivity=scale)
+        # b ≤ 1: given A the step is a sampled Gaussian with sensitivity ≤ scale, so the plain curve is also
+        # a bound (order by order); this fills the fractional orders the projected formula lacks.
+        plain = sampled_gaussian_rdp(sampling_rate=q, noise_multiplier=ev.noise_multiplier, orders=self.orders,
+                                     sensitivity=scale)
+        return np.minimum(proj, plain)
 
     def get_rdp(self, *, failure_probabilities: dict | None = None) -> np.ndarray:
         """RDP at ``self.orders`` of everything composed so far (``+inf`` at unsupported orders).

@@ -291,12 +291,16 @@ def symmetry_score(y: np.ndarray, pair: NeighbouringPair) -> np.ndarray:
     return np.sum(np.log(a_out + _TINY) - np.log(a_in + _TINY), axis=1)
 
 
-def _reconstruction_residual(y: np.ndarray, v: np.ndarray, r: int) -> np.ndarray:
-    # U: orthonormal basis of col(Y) = col(M) from the first r columns (rank r when m ≥ r + 1, generic V).
+def _column_basis(y: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(Uᵀ, UᵀY)`` with ``U`` an orthonormal basis of ``col(Y) = col(M)`` from the first ``r`` columns
+    (rank ``r`` when ``m ≥ r + 1`` and ``V`` is generic). Shared by both hypotheses."""
     u, _ = np.linalg.qr(y[..., :r])  # (n, T, d, r)
     ut = np.swapaxes(u, -1, -2)
-    z = ut @ y  # (n, T, r, m) = S · UᵀV under the true hypothesis
-    w = ut @ v  # (n, T, r, m)
+    return ut, ut @ y
+
+
+def _reconstruction_residual(ut: np.ndarray, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    w = ut @ v  # (n, T, r, m); z = S · w under the true hypothesis
     q, _ = np.linalg.qr(np.swapaxes(w, -1, -2))  # (n, T, m, r): basis of row(UᵀV)
     resid = z - (z @ q) @ np.swapaxes(q, -1, -2)  # least-squares residual of z ≈ S w
     return np.linalg.norm(resid, axis=(-2, -1)) / np.maximum(np.linalg.norm(z, axis=(-2, -1)), _TINY)
@@ -311,8 +315,9 @@ def reconstruction_score(y: np.ndarray, pair: NeighbouringPair, *, r: int) -> np
             f"the reconstruction test needs columns >= r + 1 = {r + 1} (S has r² unknowns), got {pair.columns}"
         )
     y = _as_batch(y, pair)
-    res_in = _reconstruction_residual(y, pair.v_in, r)
-    res_out = _reconstruction_residual(y, pair.v_out, r)
+    ut, z = _column_basis(y, r)
+    res_in = _reconstruction_residual(ut, z, pair.v_in)
+    res_out = _reconstruction_residual(ut, z, pair.v_out)
     return np.sum(np.log(res_out + _TINY) - np.log(res_in + _TINY), axis=1)
 
 

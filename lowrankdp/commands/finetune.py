@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--no-measure", action="store_true", help="skip lowrankdp.measure.measure_all")
     p.add_argument("--no-retention", action="store_true", help="skip the knowledge-retention loss")
+    p.add_argument("--retention-mc", action="store_true",
+                   help="also score the local multiple-choice retention task (lowrankdp.models)")
+    p.add_argument("--lm-eval-tasks", default=None,
+                   help="comma-separated lm-evaluation-harness tasks (e.g. mmlu,hellaswag,sciq) where installed")
     p.add_argument("--influence-samples", type=int, default=8)
     p.add_argument("--exposure-max-candidates", type=int, default=None)
     p.add_argument("--checkpoint", default="last", choices=("last", "all", "none"))
@@ -73,6 +77,9 @@ def _handle(args: argparse.Namespace) -> int:
         delta=args.delta, clip_unit=args.clip_unit, grad_sample_mode=args.grad_sample_mode,
         accountant=args.accountant, projection=args.projection, seed=args.seed, eval_every=args.eval_every,
         measure=not args.no_measure, retention=not args.no_retention, influence_samples=args.influence_samples,
+        retention_mc=args.retention_mc,
+        lm_eval_tasks=None if args.lm_eval_tasks is None else tuple(
+            t.strip() for t in args.lm_eval_tasks.split(",") if t.strip()),
         exposure_max_candidates=args.exposure_max_candidates, checkpoint=args.checkpoint, resume=args.resume,
         device=args.device, dtype=args.dtype, progress=not args.no_progress,
     )

@@ -108,6 +108,8 @@ class FinetuneConfig:
     exposure_max_candidates: int | None = None
     retention: bool = True
     retention_max_tokens: int | None = None
+    retention_mc: bool = False  # multiple-choice accuracy on the local task file (lowrankdp.models)
+    lm_eval_tasks: tuple[str, ...] | None = None  # e.g. ("mmlu", "hellaswag", "sciq") where lm-eval is installed
     influence_samples: int = 8  # training records whose per-example gradients are decomposed; 0 = off
     measure_flops: bool = True
     checkpoint: str = "last"
@@ -185,7 +187,12 @@ class FinetuneConfig:
             if not isinstance(self.device, str) or not self.device.split(":")[0] in _DEVICES_PREFIX:
                 raise ValueError(f"device must be None or one of cpu, cuda[:i], mps, got {self.device!r}")
         check_choice("dtype", self.dtype, _DTYPES)
-        for name in ("eval_initial", "measure", "retention", "measure_flops", "resume", "progress"):
+        if self.lm_eval_tasks is not None:
+            tasks = self.lm_eval_tasks
+            if isinstance(tasks, str) or not all(isinstance(t, str) and t for t in tasks) or len(tasks) == 0:
+                raise ValueError(f"lm_eval_tasks must be None or a non-empty tuple of task names, got {tasks!r}")
+            object.__setattr__(self, "lm_eval_tasks", tuple(tasks))
+        for name in ("eval_initial", "measure", "retention", "retention_mc", "measure_flops", "resume", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.extra, dict):
@@ -231,6 +238,7 @@ class FinetuneConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["target_modules"] = list(self.target_modules) if self.target_modules is not None else None
+        d["lm_eval_tasks"] = list(self.lm_eval_tasks) if self.lm_eval_tasks is not None else None
         d["effective_lr"] = self.effective_lr
         return d
 
@@ -238,8 +246,9 @@ class FinetuneConfig:
     def from_dict(cls, d: dict[str, Any]) -> "FinetuneConfig":
         d = dict(d)
         d.pop("effective_lr", None)
-        if d.get("target_modules") is not None:
-            d["target_modules"] = tuple(d["target_modules"])
+        for k in ("target_modules", "lm_eval_tasks"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

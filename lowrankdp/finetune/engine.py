@@ -42,7 +42,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 # fields that may change between a run and its resumption (they do not change the training trajectory)
 _RESUMABLE_FIELDS = {
     "epochs", "resume", "progress", "measure", "measure_batch_size", "exposure_max_candidates", "retention",
-    "retention_max_tokens", "influence_samples", "eval_every", "eval_initial", "measure_flops", "checkpoint",
+    "retention_max_tokens", "retention_mc", "lm_eval_tasks", "influence_samples", "eval_every", "eval_initial", "measure_flops", "checkpoint",
     "device", "extra", "out_dir", "effective_lr",
 }
 
@@ -167,7 +167,7 @@ def run(config: FinetuneConfig, *, raise_invalid: bool = True) -> dict[str, Any]
     try:
         config.validate()
     except ValueError as exc:
-        if out.is_dir() or not out.exists():
+        if not (out / "summary.json").exists() and (out.is_dir() or not out.exists()):  # never clobber a run
             try:
                 out.mkdir(parents=True, exist_ok=True)
                 _write_summary(out, config, status="failed", reason=f"invalid config: {exc}", t0=time.time())
@@ -485,6 +485,8 @@ class _Run:
                          "eval_nonsensitive_loss": ev["nonsensitive_loss"]})
             line["measurements"] = self._measure(raw)
             line["retention_loss"] = self._retention(raw)
+            if cfg.retention_mc or cfg.lm_eval_tasks:
+                line["benchmarks"] = self._benchmarks(raw)
             line["influence"] = self._influence(raw)
         finally:
             raw.train(was)
@@ -539,6 +541,34 @@ class _Run:
             raise
         except Exception as exc:  # noqa: BLE001
             return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _benchmarks(self, raw) -> dict[str, Any]:
+        """Knowledge retention by accuracy: the local multiple-choice task and, where installed,
+        lm-evaluation-harness tasks (``lowrankdp.models``)."""
+        cfg = self.config
+        out: dict[str, Any] = {}
+        try:
+            from lowrankdp.models import lm_eval_available, multiple_choice_accuracy, run_lm_eval
+        except ImportError as exc:
+            return {"skipped": f"lowrankdp.models not importable: {exc}"}
+        if cfg.retention_mc:
+            try:
+                out["mc_accuracy"] = float(multiple_choice_accuracy(raw, self.tokenizer))
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                out["mc_accuracy"] = {"error": f"{type(exc).__name__}: {exc}"}
+        if cfg.lm_eval_tasks:
+            if not lm_eval_available():
+                out["lm_eval"] = {"skipped": "lm-evaluation-harness (lm_eval) is not installed"}
+            else:
+                try:
+                    out["lm_eval"] = run_lm_eval(raw, self.tokenizer, cfg.lm_eval_tasks)
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    out["lm_eval"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
 
     def _influence(self, raw) -> dict[str, Any] | None:
         from .influence import measure_influence

@@ -648,6 +648,21 @@ def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list
     def add(claim, verdict, detail):
         out.append({"claim": claim, "verdict": verdict, "detail": detail})
 
+    # sanity: every run of one model must start from the same base model (epoch 0 = before training)
+    base: dict[str, dict[str, float]] = {}
+    for r in ok:
+        if r.metrics and r.metrics[0].get("epoch") == 0:
+            v = metric(r.metrics[0], "sensitive_loss_token")
+            if isinstance(v, (int, float)):
+                base.setdefault(str(r.config.get("model")), {})[r.name] = float(v)
+    for model, vals in base.items():
+        if len(vals) >= 2:
+            spread = max(vals.values()) - min(vals.values())
+            add(f"Sanity: all runs of model {model!r} start from the same base model (epoch-0 sensitive loss)",
+                "holds" if spread < 1e-3 else "does not hold",
+                f"epoch-0 values {', '.join(sorted({f'{x:.4f}' for x in vals.values()}))}"
+                + ("" if spread < 1e-3 else " — base models differ between runs; compare methods with care"))
+
     sens = final("sensitive_loss_token")
     if len(sens) >= 2 and "fft" in sens:
         lowest = min(sens, key=sens.get)
