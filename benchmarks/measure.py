@@ -161,10 +161,13 @@ def main(argv=None) -> int:
     if args.passes_only:
         old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         expo = old["exposure"]
-        expo_note = (f"(from the run of {old['provenance']['date']}, {old.get('torch_threads')} torch threads, "
-                     f"1-min load average {old.get('load_average_1min_at_start')}, git "
-                     f"{(old['provenance'].get('git_commit') or '')[:10]})")
-        expo.setdefault("provenance", old["provenance"])
+        if "provenance" not in expo:  # first reuse: the exposure numbers come from that run
+            expo["provenance"] = old["provenance"]
+            expo["torch_threads"] = old.get("torch_threads")
+            expo["load_average_1min_at_start"] = old.get("load_average_1min_at_start")
+        expo_note = (f"(from the run of {expo['provenance']['date']}, {expo.get('torch_threads')} torch threads, "
+                     f"1-min load average {expo.get('load_average_1min_at_start')}, git "
+                     f"{(expo['provenance'].get('git_commit') or '')[:10]})")
     else:
         expo = bench_exposure(tiny, tok, digits=4 if args.quick else 6,
                               naive_subset=2000 if args.quick else 20_000, device=device)

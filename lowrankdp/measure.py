@@ -63,6 +63,8 @@ DEFAULT_EXACT_MAX = 1_000_000
 DEFAULT_EXPOSURE_SAMPLE = 10_000
 # Budget of float32 logits per exposure forward (rows × vocabulary), ~256 MiB.
 _LOGIT_BUDGET = 1 << 26
+# Logits per cross-entropy chunk on CPU (2 MiB of float32: stays in cache).
+_CE_CHUNK = 1 << 19
 
 
 # --------------------------------------------------------------------------------------- plumbing
@@ -171,8 +173,8 @@ def record_logprobs(
     """Per record, ``log p(x_t | x_<t)`` for ``t = 1 … n−1`` (float64 array of length ``n−1``).
 
     Batched and gradient-free; records are sorted by length so batches carry little padding, padded on
-    the right (attention 0). The log-softmax is taken in float32 by one fused cross-entropy over the
-    logits (no second vocabulary-sized tensor is materialised).
+    the right (attention 0). The log-softmax is taken in float32 by a fused cross-entropy over cache-sized
+    chunks of the logits (no second batch-sized vocabulary tensor is materialised).
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
     dev = resolve_device(model, device)
@@ -197,21 +199,20 @@ def record_logprobs(
             ids, att = ids.to(dev), att.to(dev)
             logits = _forward_logits(model, ids, att)
             # target of position t is token t+1; the last position gets a dummy target and is dropped.
-            # One fused cross-entropy over contiguous logits is the cheapest exact log-softmax on CPU
-            # (about half the cost of logsumexp + gather on a sliced view); rows are chunked so that the
-            # float32 temporaries stay within the logit budget for large vocabularies.
-            tgt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)
+            # Fused cross-entropy (= −log-softmax at the target) over chunks of ~2^19 logits: the chunk's
+            # temporaries stay in cache, 1.5-2.6x faster on CPU than one call over the whole batch and
+            # ~3x faster than logsumexp + gather on a sliced view (benchmarks/measure.py).
             vocab = logits.shape[-1]
-            step = max(1, _LOGIT_BUDGET // (width * vocab))
-            nll = torch.empty(ids.shape, dtype=torch.float32, device=logits.device)
-            for r0 in range(0, ids.shape[0], step):
-                chunk = logits[r0:r0 + step]
+            flat = logits.reshape(-1, vocab)
+            tgt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1).reshape(-1)
+            step = max(1, _CE_CHUNK // vocab) if dev.type == "cpu" else max(1, _LOGIT_BUDGET // vocab)
+            nll = torch.empty(tgt.shape, dtype=torch.float32, device=logits.device)
+            for r0 in range(0, tgt.shape[0], step):
+                chunk = flat[r0:r0 + step]
                 if chunk.dtype != torch.float32:
                     chunk = chunk.float()
-                nll[r0:r0 + step] = torch.nn.functional.cross_entropy(
-                    chunk.reshape(-1, vocab), tgt[r0:r0 + step].reshape(-1), reduction="none"
-                ).view(chunk.shape[0], width)
-            lp = (-nll[:, :-1]).double().cpu().numpy()
+                nll[r0:r0 + step] = torch.nn.functional.cross_entropy(chunk, tgt[r0:r0 + step], reduction="none")
+            lp = (-nll.view(ids.shape)[:, :-1]).double().cpu().numpy()
             for r, i in enumerate(idx):
                 out[i] = lp[r, :max(lens[r] - 1, 0)]
             bar.update(len(idx))

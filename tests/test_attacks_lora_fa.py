@@ -136,6 +136,14 @@ def test_one_step_noise_free_attack_is_perfect_and_keeps_accuracy():
     assert res.to_dict()["epsilon_accountant"] is None
 
 
+def test_clip_robust_attack_sees_through_clipping_at_negligible_noise():
+    # clip 0.5 clips some training records; with sigma = 1e-6 the noise is negligible, so a good attack
+    # must still separate (the naive clip-factor estimate alone gave AUC ≈ 0.59 here).
+    cfg = lf.LoraFAConfig(rank=16, trials=12, chunk=12, n_bootstrap=0, sigma=1e-6, clip=0.5, seed=3)
+    res = lf.run_lora_fa_attack(cfg)
+    assert res.report.auc >= 0.9
+
+
 def test_noisy_attack_stays_below_accountant():
     cfg = lf.LoraFAConfig(rank=4, trials=30, chunk=30, n_bootstrap=0, sigma=1.0, seed=2)
     res = lf.run_lora_fa_attack(cfg)
@@ -184,3 +192,46 @@ def test_auc_falls_with_sigma_when_nothing_is_clipped():
                                                   seed=7)).report.auc for s in (1e-5, 1e-3, 0.1)]
     assert aucs[0] > aucs[1] > aucs[2]
     assert aucs[2] < 0.65
+
+
+def test_clip_robust_closed_form_matches_explicit_least_squares():
+    torch.manual_seed(0)
+    base = lf.MLP(6).double()
+    k, n = 3, 8
+    shared = torch.rand(n - 1, 64, dtype=torch.float64) * 3
+    x = torch.cat([shared.expand(k, -1, -1), torch.rand(k, 1, 64, dtype=torch.float64)], dim=1)
+    y = torch.randint(0, 10, (1, n)).expand(k, -1).clone()
+    delta_w = torch.randn(k, 6, 64, dtype=torch.float64)
+    # explicit reference: build the h²×f design matrix and solve by lstsq
+    w0 = base.fc1.weight.detach()
+    h_pre = x[0] @ w0.T + base.fc1.bias.detach()
+    h_pre.requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(torch.relu(h_pre) @ base.fc2.weight.detach().T + base.fc2.bias.detach(),
+                                             y[0], reduction="sum")
+    (d0,) = torch.autograd.grad(loss, h_pre)
+    q_hi = math.sqrt(lf.stats.chi2.ppf(1 - 1e-6, 4) / 4)
+    approx0 = d0.norm(dim=-1) * x[0].norm(dim=-1)
+    clip = float((approx0[: n - 1] * q_hi).median())  # about half the records can be clipped
+    cfg = lf.LoraFAConfig(rank=4, sigma=1.0, clip=clip, hidden=6)
+    got = lf._clip_robust_scores(cfg, base, delta_w, x, y, n - 1)
+    free = [j for j in range(n - 1) if approx0[j] * q_hi > clip]
+    assert 0 < len(free) < n - 1  # both kinds of records present
+    for i in range(k):
+        xi = x[i]
+        h_pre = (xi @ w0.T + base.fc1.bias.detach()).requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(
+            torch.relu(h_pre) @ base.fc2.weight.detach().T + base.fc2.bias.detach(), y[i], reduction="sum")
+        (d,) = torch.autograd.grad(loss, h_pre)
+        c_t = min(1.0, clip / float(d[-1].norm() * xi[-1].norm()))
+        yt = delta_w[i].T
+        fixed = [j for j in range(n - 1) if j not in free]
+        g_fixed = sum(torch.outer(d[j], xi[j]) for j in fixed)
+        cols = torch.stack([(lambda a: (a - a.T).reshape(-1))(torch.outer(d[j], xi[j]) @ yt) for j in free], 1)
+        res = {}
+        for hyp, g in (("in", g_fixed + c_t * torch.outer(d[-1], xi[-1])), ("out", g_fixed)):
+            p = g @ yt
+            rhs = (p - p.T).reshape(-1)
+            sol = torch.linalg.lstsq(cols, -rhs[:, None]).solution
+            res[hyp] = float((rhs + (cols @ sol)[:, 0]).norm() / p.norm())
+        ref = math.log(res["out"]) - math.log(res["in"])
+        assert got[i] == pytest.approx(ref, rel=1e-6, abs=1e-6)

@@ -144,36 +144,35 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
             if z_hi > 1e4:
                 raise ValueError(f"target_epsilon={target} cannot be met with noise_multiplier <= 1e4")
             e_hi = eps(z_hi)
-    # Secant steps on f(x) = log(eps/target), x = log z, each followed by a probe just across the
-    # estimate (so the bracket closes from both sides); bisection when the secant is not usable.
-    # Invariant: eps(z_hi) <= target < eps(z_lo).
-    h = math.log1p(rel) / 2
+    # Illinois (modified regula falsi) on f(x) = log(eps/target), x = log z, with bisection when the
+    # interpolation is unusable. Invariant: eps(z_hi) <= target < eps(z_lo), so z_hi always meets the target.
+    f_lo = math.log(e_lo / target) if math.isfinite(e_lo) else math.inf
+    f_hi = math.log(e_hi / target) if e_hi > 0 else -math.inf
+    side = 0
     for _ in range(200):
         if z_hi / z_lo - 1 <= rel:
             break
         x_lo, x_hi = math.log(z_lo), math.log(z_hi)
-        if math.isfinite(e_lo) and e_hi > 0:
-            f_lo, f_hi = math.log(e_lo / target), math.log(e_hi / target)
-            x = x_hi - f_hi * (x_hi - x_lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (x_lo + x_hi)
+        if math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo != f_hi:
+            x = x_hi - f_hi * (x_hi - x_lo) / (f_hi - f_lo)
+            # stay strictly inside, at least a tenth of the tolerance away from the ends
+            pad = min(0.5 * (x_hi - x_lo), 0.25 * math.log1p(rel))
+            x = min(max(x, x_lo + pad), x_hi - pad)
         else:
-            x = 0.5 * (x_lo + x_hi)
-        if not (x_lo < x < x_hi):
             x = 0.5 * (x_lo + x_hi)
         z = math.exp(x)
         e = eps(z)
+        f = math.log(e / target) if 0 < e < math.inf else (math.inf if e == math.inf else -math.inf)
         if e <= target:
-            z_hi, e_hi = z, e
-            probe = x - h
+            z_hi, e_hi, f_hi = z, e, f
+            if side == +1 and math.isfinite(f_lo):
+                f_lo /= 2  # Illinois step: the stale end keeps being retained
+            side = +1
         else:
-            z_lo, e_lo = z, e
-            probe = x + h
-        if z_hi / z_lo - 1 > rel and math.log(z_lo) < probe < math.log(z_hi):
-            z = math.exp(probe)
-            e = eps(z)
-            if e <= target:
-                z_hi, e_hi = z, e
-            else:
-                z_lo, e_lo = z, e
+            z_lo, e_lo, f_lo = z, e, f
+            if side == -1 and math.isfinite(f_hi):
+                f_hi /= 2
+            side = -1
     final = epsilon(noise_multiplier=z_hi, **kw)  # re-check (and let any grid warning through)
     if not final <= target:  # pragma: no cover - defensive, the invariant guarantees it
         raise RuntimeError(f"calibration failed: eps({z_hi}) = {final} > {target}")

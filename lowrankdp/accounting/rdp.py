@@ -30,6 +30,7 @@ projection the two records span two directions, so ``span_dim`` is doubled.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Sequence
@@ -70,6 +71,15 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
 NEIGHBORING_RELATIONS = ("add_remove", "replace_one")
 _HP_FRACTIONS = (0.5, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)  # data-independent grid for delta_M / delta
 _MAX_FRAC_TERMS = 1000
+
+
+@functools.lru_cache(maxsize=64)
+def _beta_grid(a: float, cs: tuple, hi: float, n: int):
+    """Interval edges, log interval probabilities and survival function of the Beta / max-of-Betas law
+    (independent of the noise, so cached across the evaluations of a calibration)."""
+    var = SharedVariable("beta", a=a, cs=cs)
+    edges = var.grid(n) if hi >= 1.0 else np.linspace(0.0, hi, n + 1)
+    return edges, var.log_interval_masses(edges), var.sf_array(edges)
 
 
 def _tail_of(event) -> float | None:
@@ -133,12 +143,15 @@ def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
     dp_accounting: both magnitudes decrease and are 30 nats below the running total; orders that do not
     stop within 1000 terms get ``+inf`` with a warning (conservative).
     """
-    alphas = np.asarray(alphas, dtype=float)[:, None]
+    all_alphas = np.asarray(alphas, dtype=float)
     z0 = sigma**2 * math.log(1 / q - 1) + 0.5
     log1mq = math.log1p(-q)
     logq = math.log(q)
+    out = np.full(len(all_alphas), np.inf)
+    todo = np.arange(len(all_alphas))
     n_terms = 128
-    while True:
+    while len(todo):
+        alphas = all_alphas[todo][:, None]
         i = np.arange(n_terms, dtype=float)[None, :]
         log_coef = special.gammaln(alphas + 1) - special.gammaln(i + 1) - special.gammaln(alphas - i + 1)
         sign = np.sign(special.binom(alphas, i))
@@ -156,15 +169,18 @@ def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
         conv[:, 1:] = (s0[:, 1:] < s0[:, :-1]) & (s1[:, 1:] < s1[:, :-1]) & (
             np.maximum(s0[:, 1:], s1[:, 1:]) < tot[:, 1:] - 30)
         done = conv.any(axis=1)
-        if np.all(done) or n_terms >= _MAX_FRAC_TERMS:
+        first = np.argmax(conv, axis=1)
+        out[todo[done]] = tot[np.flatnonzero(done), first[done]]
+        todo = todo[~done]
+        if n_terms >= _MAX_FRAC_TERMS:
             break
         n_terms = min(2 * n_terms, _MAX_FRAC_TERMS)
-    first = np.argmax(conv, axis=1)
-    out = tot[np.arange(len(alphas)), first]
-    bad = ~done | ~np.isfinite(out)
+    bad = np.zeros(len(all_alphas), dtype=bool)
+    bad[todo] = True
+    bad |= ~np.isfinite(out)
     if np.any(bad):
         warnings.warn(
-            f"fractional-order series did not converge for orders {alphas[bad, 0].tolist()} (q={q}, "
+            f"fractional-order series did not converge for orders {all_alphas[bad].tolist()} (q={q}, "
             f"sigma={sigma}); using rdp=inf there (conservative)",
             RuntimeWarning,
             stacklevel=3,
@@ -448,7 +464,7 @@ class RdpAccountant:
             fp = hp_fail.get(id(event), 0.0)
             # replace-one: two directions, union bound over both (max of two Betas).
             tail = fp / 2 if self.neighboring == "replace_one" else fp
-            q_m = var.upper_quantile(tail)
+            q_m = 1.0 if tail <= 0 else var.upper_quantile(tail)
             self.details.setdefault("high_probability_q_M", q_m)
             return self._rdp(event.event, scale * math.sqrt(q_m), hp_fail)
         raise UnsupportedEventError(f"RdpAccountant does not support {event_name(event)}")  # pragma: no cover
@@ -462,6 +478,11 @@ class RdpAccountant:
         if var.kind == "one":
             return self._rdp(event.event, scale, hp_fail)
         tail = hp_fail.get(id(event)) or 0.0
+        pkey = ("plain", id(event), scale)
+        if tail < 0:  # sentinel: account the unprojected run (λ ≤ 1), spending no δ_M
+            if pkey not in self._fixed_cache:
+                self._fixed_cache[pkey] = self._rdp(event.event, scale, hp_fail)
+            return self._fixed_cache[pkey]
         # Grid: the whole of [0, 1] for the plain expectation; only [0, t(min tail)] when every query
         # truncates the tail (get_epsilon), which halves the work.
         if tail <= 0 or var.kind != "beta":
@@ -472,9 +493,7 @@ class RdpAccountant:
         key = (id(event), scale, hi)
         if key not in self._fixed_cache:
             if var.kind == "beta":
-                edges = var.grid(self.fixed_grid) if hi >= 1.0 else np.linspace(0.0, hi, self.fixed_grid + 1)
-                lm = var.log_interval_masses(edges)
-                sf = var.sf_array(edges)
+                edges, lm, sf = _beta_grid(var.a, var.cs, hi, self.fixed_grid)
             else:
                 edges = np.sort(var.samples)
                 lm = np.full(len(edges), -math.log(len(edges)))
@@ -504,7 +523,10 @@ class RdpAccountant:
         fixed = (cum_up[:, j] - log_norm) / (orders - 1)
         # λ ≤ 1: for every A (conditioned or not) the run is dominated by the unprojected one, so the plain
         # curve is a bound too, order by order (fills fractional orders).
-        return np.minimum(fixed, self._rdp(event.event, scale, hp_fail))
+        pkey = ("plain", id(event), scale)
+        if pkey not in self._fixed_cache:
+            self._fixed_cache[pkey] = self._rdp(event.event, scale, hp_fail)
+        return np.minimum(fixed, self._fixed_cache[pkey])
 
     def _fresh(self, q: float, ev: FreshProjectedGaussianEvent, scale: float) -> np.ndarray:
         d = ev.d_min  # smallest d is the worst case for the fresh RDP (theory.md §4.2; Jensen per layer)
@@ -543,8 +565,10 @@ class RdpAccountant:
     def get_epsilon_and_order(self, delta: float) -> tuple[float, float]:
         """Smallest ε over the orders (theory.md §4.6) for the target ``delta``, and the order attaining it.
 
-        With high-probability events whose ``δ_M`` is unset, ``δ`` is split as ``δ_M = f·δ`` (shared
-        equally by such events) with ``f`` from a fixed grid, and the best split is returned.
+        With high-probability / fixed-projection events whose ``δ_M`` is unset, ``δ`` is split as
+        ``δ_M = f·δ`` (shared equally by such events) with ``f`` from a fixed, data-independent grid, plus the
+        candidate ``δ_M = 0`` accounted as the unprojected run; the smallest ε is returned (each candidate is
+        a valid (ε, δ) statement, so taking the best is too).
         """
         delta = check_real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         if not self._events:
@@ -571,8 +595,19 @@ class RdpAccountant:
                 eps, order = rdp_to_epsilon(self.orders, rdp, rest - dm)
             if eps < best[0]:
                 best = (eps, order, dm, rdp)
+        # the unprojected run (δ_M = 0, λ ≡ 1) is also a valid bound: never report more than it
+        rdp0 = self.get_rdp(failure_probabilities={id(h): -1.0 for h in free})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OrderGridWarning)
+            eps0, order0 = rdp_to_epsilon(self.orders, rdp0, rest)
+        if eps0 <= best[0]:
+            best = (eps0, order0, 0.0, rdp0)
         eps, order, dm, rdp = best
-        if dm is not None:
+        if dm == 0.0:
+            rdp_to_epsilon(self.orders, rdp, rest)  # re-issue the grid warning
+            self.details.update(rdp=rdp, best_order=order, delta_M=fixed_sum, fixed_truncation=None,
+                                high_probability_q_M=1.0)
+        elif dm is not None:
             self.get_rdp(failure_probabilities={id(h): dm / len(free) for h in free})
             rdp_to_epsilon(self.orders, rdp, rest - dm)  # re-issue the grid warning for the chosen split
             self.details.update(rdp=rdp, best_order=order, delta_M=fixed_sum + dm)

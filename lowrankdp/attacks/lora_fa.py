@@ -308,6 +308,60 @@ def _gradient_w0(cfg: LoraFAConfig, base: MLP, x: torch.Tensor, y: torch.Tensor,
     return g_others[None] + g_target
 
 
+def _clip_robust_scores(cfg: LoraFAConfig, base: MLP, delta_w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                        target_index: int) -> np.ndarray:
+    """One-step symmetry test when per-example clipping is on and ``A`` is unknown.
+
+    A record's clip factor ``min(1, clip/(s‖δ_i‖‖Ax_i‖))`` depends on ``‖Ax_i‖``, which the attacker does not
+    know. Records that cannot be clipped whatever ``A`` is (``s‖δ_i‖‖x_i‖·q < clip`` with ``q`` the
+    1 − 1e-6 quantile of ``‖Ax‖/‖x‖ ~ √(χ²_r/r)``) get factor 1; for the others the factor is a free
+    unknown. The antisymmetric part of ``G·ΔWᵀ`` is linear in those unknowns (each record's term
+    ``δ_i (ΔW x_i)ᵀ`` is rank one), so each hypothesis is scored by the least-squares residual of
+    ``antisym(G·ΔWᵀ) = 0`` over them. The target's factor is fixed at the estimate ``‖Ax‖ ≈ ‖x‖`` (leaving
+    it free would make the member model contain the non-member one). Score ``log res_out − log res_in``.
+    """
+    k, n, _ = x.shape
+    others = [i for i in range(n) if i != target_index]
+    w0 = base.fc1.weight.detach()[None]
+    rows = torch.cat([x[:1, others], x[:, target_index][None]], dim=1)
+    labels = torch.cat([y[:1, others], y[:, target_index][None]], dim=1)
+    h_pre = rows @ w0.transpose(1, 2) + base.fc1.bias.detach()
+    _, delta = _per_example_delta(h_pre, base.fc2.weight.detach(), base.fc2.bias.detach(), labels)
+    delta, rows = delta[0], rows[0]
+    approx = cfg.scaling * delta.norm(dim=-1) * rows.norm(dim=-1)
+    q_hi = math.sqrt(stats.chi2.ppf(1 - 1e-6, cfg.rank) / cfg.rank)
+    m = len(others)
+    free = torch.nonzero(approx[:m] * q_hi > cfg.clip).flatten()
+    fixed = torch.ones(m, dtype=x.dtype)
+    fixed[free] = 0.0
+    g_fixed = torch.einsum("n,nh,nd->hd", fixed, delta[:m], rows[:m])  # (h, 64)
+    c_t = torch.clamp(cfg.clip / torch.clamp(approx[m:], min=1e-300), max=1.0)  # (K,)
+    g_t = c_t[:, None, None] * delta[m:, :, None] * rows[m:, None, :]  # (K, h, 64)
+    yt = delta_w.transpose(1, 2)  # (K, 64, h) = ΔWᵀ
+    # For P = G·ΔWᵀ (h×h) and unknowns c_j with terms δ_j b_jᵀ (b_j = ΔW x_j), minimise
+    # ‖antisym(P) + Σ_j c_j antisym(δ_j b_jᵀ)‖² in closed form through f×f Gram matrices (batched over runs):
+    # ⟨antisym(δ_j b_jᵀ), antisym(δ_l b_lᵀ)⟩ = 2[(δ_j·δ_l)(b_j·b_l) − (δ_j·b_l)(b_j·δ_l)],
+    # ⟨antisym(δ_j b_jᵀ), antisym(P)⟩ = 2(δ_jᵀ P b_j − b_jᵀ P δ_j).
+    d_f = delta[free]  # (f, h)
+    b_f = rows[free] @ yt  # (K, f, h)
+    if free.numel():
+        dd = d_f @ d_f.T
+        db = d_f @ b_f.transpose(1, 2)  # (K, f, f): δ_j·b_l
+        gram = 2.0 * (dd * (b_f @ b_f.transpose(1, 2)) - db * db.transpose(1, 2))
+        scale = torch.clamp(torch.diagonal(gram, dim1=1, dim2=2).amax(dim=1), min=1e-300)[:, None, None]
+    res = {}
+    for hyp, g in (("in", g_fixed + g_t), ("out", g_fixed.expand(k, -1, -1))):
+        pm = g @ yt  # (K, h, h)
+        anti = pm - pm.transpose(1, 2)
+        r2 = (anti * anti).sum(dim=(1, 2))
+        if free.numel():
+            u = 2.0 * (torch.einsum("fh,khg,kfg->kf", d_f, pm, b_f) - torch.einsum("kfh,khg,fg->kf", b_f, pm, d_f))
+            sol = torch.linalg.lstsq(gram / scale, (u[:, :, None] / scale), rcond=1e-12).solution[:, :, 0]
+            r2 = r2 - (sol * u).sum(dim=1)  # ‖rhs‖² − uᵀ Gram⁺ u
+        res[hyp] = torch.sqrt(torch.clamp(r2, min=0.0)) / torch.clamp(pm.norm(dim=(1, 2)), min=1e-300)
+    return (torch.log(res["out"] + 1e-300) - torch.log(res["in"] + 1e-300)).numpy()
+
+
 def attack_scores(
     cfg: LoraFAConfig,
     base: MLP,
@@ -325,6 +379,8 @@ def attack_scores(
     delta_w = released_w1 - w0
     others = [i for i in range(n) if i != target_index]
     shared = bool(torch.equal(x[:, others], x[:1, others].expand(k, -1, -1)))
+    if cfg.sigma > 0 and cfg.steps == 1 and shared:
+        return _clip_robust_scores(cfg, base, delta_w, x, y, target_index)
     grads = {}
     for hyp, included in (("in", 1.0), ("out", 0.0)):
         coef_w = torch.ones(k, n, dtype=x.dtype)

@@ -497,7 +497,7 @@ def fig_roc(runs: Sequence[RunResult], labels: dict[str, str], attack: str) -> _
         tp = rep.get("tpr_at_fpr") or {}
         sub = []
         if isinstance(elb, (int, float)):
-            sub.append(f"empirical ε ≥ {_fmt(float(elb))}")
+            sub.append(f"attack's certified ε lower bound {float(elb):.2f}")
         if "0.01" in tp:
             sub.append(f"TPR@1% = {_fmt(tp['0.01'])}")
         ax.set_xscale("log")
@@ -769,6 +769,22 @@ def _run_table(runs: Sequence[RunResult], attack: str) -> tuple[list[str], list[
     return head, rows
 
 
+def _eps_pivot(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """ε table: one row per projection, one column per rank (no projection: the same for every rank)."""
+    ranks = sorted({x["rank"] for x in rows if x["projection"] != "none"})
+    head = ["ε at rank r →"] + [str(r) for r in ranks]
+    table = []
+    for proj in ("none", "fresh", "fixed"):
+        got = {x["rank"]: x["epsilon"] for x in rows if x["projection"] == proj}
+        if not got:
+            continue
+        if proj == "none":
+            table.append(["no projection (any r)"] + [_fmt(next(iter(got.values())))] * len(ranks))
+        else:
+            table.append([f"projection = {proj}"] + [_fmt(got.get(r)) for r in ranks])
+    return head, table
+
+
 def _html_table(head, rows) -> str:
     h = "".join(f"<th>{html.escape(x)}</th>" for x in head)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in row) + "</tr>" for row in rows)
@@ -864,9 +880,7 @@ def write_report(sweep_dir: str | os.PathLike, *, out: str | os.PathLike | None 
             parts.append(f"<p class='note'>{html.escape(n)}</p>")
         parts.append(f"<p class='caption'>{html.escape(f.caption)}</p>")
         if f.key == "eps_rank" and rows:
-            parts.append(_html_table(["projection", "rank", "ε"],
-                                     [[x["projection"], x["rank"] if x["projection"] != "none" else "any",
-                                       _fmt(x["epsilon"])] for x in rows]))
+            parts.append(_html_table(*_eps_pivot(rows)))
     k = len(figs) + 1
     parts.append(f"<h2>{k}. Expected outcomes (replication.md §6) on these results</h2>")
     crow = "".join(
@@ -893,9 +907,7 @@ def write_report(sweep_dir: str | os.PathLike, *, out: str | os.PathLike | None 
         md += [f"> {n}" for n in f.notes] + ([""] if f.notes else [])
         md += [f.caption, ""]
         if f.key == "eps_rank" and rows:
-            md += [_md_table(["projection", "rank", "ε"],
-                             [[x["projection"], x["rank"] if x["projection"] != "none" else "any",
-                               _fmt(x["epsilon"])] for x in rows]), ""]
+            md += [_md_table(*_eps_pivot(rows)), ""]
     md += [f"## {k}. Expected outcomes (replication.md §6) on these results", "",
            _md_table(["claim", "verdict", "numbers"], [[c["claim"], c["verdict"], c["detail"]] for c in checks]), "",
            f"## {k + 1}. Every run", "", _md_table(head, table), ""]
