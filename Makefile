@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/lowrankdp replicate --preset $(PRESET) --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

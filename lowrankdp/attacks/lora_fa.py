@@ -32,7 +32,9 @@ test (theory.md §3.1): ``V_inᵀ ΔWᵀ`` is symmetric under the member hypothe
 ``log a(V_out) − log a(V_in)`` (``lowrankdp.attacks.matrix.symmetry_score``; higher = member). For
 ``steps > 1`` the attacker does not know the trajectory; it approximates ``Σ_t G_t`` by gradients at the
 linear interpolation ``W0 + (t/T)(W_T − W0)``, t = 0..T−1 (an approximation: the score is then no longer
-exact). With DP the attacker approximates each clip factor with ``‖A x_i‖ ≈ ‖x_i‖`` (``E‖Ax‖² = ‖x‖²``).
+exact). With DP clipping (one step), the clip factors of records that may be clipped depend on ``‖A x_i‖``
+(unknown); they become free coefficients fitted by least squares (``_clip_robust_scores``), and the target's
+own factor is estimated with ``‖A x‖ ≈ ‖x‖`` (``E‖Ax‖² = ‖x‖²``), as are all factors for ``steps > 1``.
 
 Accountant: DP-SGD on ``B`` with sampling rate 1, ``steps`` steps, noise multiplier σ, add/remove one
 record — the plain Gaussian accountant (``lowrankdp.accounting.epsilon(projection="none")``). The random

@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
     f = sub.add_parser("lora-fa", help="LoRA-FA on scikit-learn digits: attacker knows the other records and W0")
     f.add_argument("--rank", type=int, default=16)
     f.add_argument("--sigma", type=float, default=0.0, help="noise multiplier on B's clipped gradient (0 = none)")
-    f.add_argument("--clip", type=float, default=None, help="per-example clipping norm (default: auto, noisy only)")
+    f.add_argument("--clip", type=float, default=None,
+                   help="per-example clipping norm on B's gradient, used when sigma > 0 (default 0.5)")
     f.add_argument("--steps", type=int, default=1, help="full-batch steps (1 = the exact one-step regime)")
     f.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     f.add_argument("--trials", type=int, default=200, help="training runs per side")

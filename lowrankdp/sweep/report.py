@@ -690,8 +690,15 @@ def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list
     expo = final("exposure.value")
     if "fft" in expo and any(m in expo for m in DP):
         dp_vals = {m: v for m, v in expo.items() if m in DP}
-        add("Canary exposure: FFT highest; DP runs near the random baseline (≈1 bit)",
-            "holds" if expo["fft"] >= max(expo.values()) and max(dp_vals.values()) <= 3.0 else "does not hold",
+        base_vals = [r.series("exposure.value")[1][0] for r in ok
+                     if r.method in DP and r.series("exposure.value")[0][:1] == [0.0]]
+        base = sum(base_vals) / len(base_vals) if base_vals else None
+        near = (max(abs(v - base) for v in dp_vals.values()) <= 1.0) if base is not None else \
+            (max(dp_vals.values()) <= 3.0)
+        ref = (f"within 1 bit of the base model's {base:.2f} bits at epoch 0" if base is not None
+               else "≤ 3 bits")
+        add(f"Canary exposure: FFT highest; DP runs stay near the no-memorisation level ({ref})",
+            "holds" if expo["fft"] >= max(expo.values()) and near else "does not hold",
             "; ".join(f"{METHOD_LABEL.get(m, m)} {v:.2f} bits" for m, v in sorted(expo.items(), key=lambda x: -x[1])))
     else:
         add("Canary exposure: FFT near max, DP near 1 bit", "not measured", "needs exposure for FFT and a DP run")
