@@ -554,7 +554,15 @@ def epsilon_vs_rank(runs: Sequence[RunResult], ranks: Sequence[int], accountant:
                           steps=settings["steps"], delta=settings["delta"], projection=proj, accountant=accountant)
                 if proj != "none":
                     kw.update(d=d, r=rk)
-                eps = float(accounting.epsilon(**kw))
+                import warnings
+
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    eps = float(accounting.epsilon(**kw))
+                for w in caught:
+                    msg = f"Accountant warning: {str(w.message).splitlines()[0]}"
+                    if msg not in notes:
+                        notes.append(msg)
             except (ValueError, TypeError) as exc:
                 notes.append(f"ε(projection={proj}, r={rk}) not computed: {exc}")
                 continue
