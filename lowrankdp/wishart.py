@@ -163,6 +163,17 @@ def _unit(name: str, v: Any, d: int | None = None) -> np.ndarray:
     return v
 
 
+
+def _outputs(y: Any, r: Any) -> tuple[np.ndarray, int, int, bool]:
+    """Outputs ``y`` as an ``(n, d)`` array, the dimension ``d``, validated ``r``, and whether ``y`` was one vector."""
+    y = np.asarray(y, dtype=float)
+    y2 = np.atleast_2d(y)
+    d = y2.shape[1]
+    r = check_int("r", r, minimum=1)
+    if d < 2 or r > d:
+        raise ValueError(f"y must have d >= max(2, r) columns, got d={d} with r={r}")
+    return y2, d, r, y.ndim == 1
+
 def output_log_density(y: Any, *, v: Any, r: int) -> np.ndarray | float:
     """Normalised log-density of the output ``y = AᵀA v`` at ``y`` (shape ``(d,)`` or ``(n, d)``).
 
@@ -174,13 +185,7 @@ def output_log_density(y: Any, *, v: Any, r: int) -> np.ndarray | float:
     i.e. ``p_v(y) ∝ u^{(r-d-1)/2} exp(-r‖y‖²/(2u))`` for ``u > 0``, and ``-inf`` for ``u <= 0``. The output
     lies in an r-dimensional subspace for each ``A``, but ``A`` is random, so ``y`` has this density on R^d.
     """
-    y = np.asarray(y, dtype=float)
-    scalar = y.ndim == 1
-    y2 = np.atleast_2d(y)
-    d = y2.shape[1]
-    r = check_int("r", r, minimum=1)
-    if d < 2 or r > d:
-        raise ValueError(f"y must have d >= max(2, r) columns, got d={d} with r={r}")
+    y2, d, r, scalar = _outputs(y, r)
     v = _unit("v", v, d)
     u = y2 @ v
     ny2 = np.einsum("ij,ij->i", y2, y2)
@@ -207,13 +212,7 @@ def privacy_loss(y: Any, *, v: Any, v_prime: Any, r: int) -> np.ndarray | float:
     ``-inf`` where ``u' > 0 >= u``, ``nan`` outside both supports. This is the likelihood-ratio statistic of
     the optimal membership test for the vector mechanism.
     """
-    y = np.asarray(y, dtype=float)
-    scalar = y.ndim == 1
-    y2 = np.atleast_2d(y)
-    d = y2.shape[1]
-    r = check_int("r", r, minimum=1)
-    if d < 2 or r > d:
-        raise ValueError(f"y must have d >= max(2, r) columns, got d={d} with r={r}")
+    y2, d, r, scalar = _outputs(y, r)
     v = _unit("v", v, d)
     vp = _unit("v_prime", v_prime, d)
     u = y2 @ v

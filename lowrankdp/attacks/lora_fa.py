@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ._result import attack_fields
 from .._validate import check_int, check_real
 from . import matrix as _mx
 
@@ -426,23 +427,11 @@ class LoraFAResult:
     def to_dict(self) -> dict[str, Any]:
         rep = self.report.to_dict()
         return {
-            "attack": "lora-fa",
-            "auc": rep["auc"],
-            "auc_ci": rep["auc_ci"],
-            "tpr_at_fpr": rep["tpr_at_fpr"],
-            "tpr_ci": rep["tpr_ci"],
-            "epsilon_lower_bound": rep["epsilon_lower_bound"],
-            "epsilon_accountant": self.accountant["epsilon"],
-            "accountant": self.accountant["accountant"],
-            "accountant_note": self.accountant["note"],
+            **attack_fields("lora-fa", rep, self.accountant),
             "test_accuracy": self.test_accuracy,
             "test_accuracy_members_runs": self.test_accuracy_in,
             "base_test_accuracy": self.base_test_accuracy,
             "ks_pvalue_A_entries": self.ks_pvalue,
-            "n_in": rep["n_in"],
-            "n_out": rep["n_out"],
-            "confidence": rep["confidence"],
-            "delta": rep["delta"],
             "config": self.config.to_dict(),
             "seconds": self.seconds,
             "roc": rep["roc"],

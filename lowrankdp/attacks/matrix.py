@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ._result import attack_fields
 from .._validate import check_choice, check_int, check_real
 
 __all__ = [
@@ -628,22 +629,10 @@ class MatrixAttackResult:
     def to_dict(self) -> dict[str, Any]:
         rep = self.report.to_dict()
         return {
-            "attack": "matrix",
-            "auc": rep["auc"],
-            "auc_ci": rep["auc_ci"],
-            "tpr_at_fpr": rep["tpr_at_fpr"],
-            "tpr_ci": rep["tpr_ci"],
-            "epsilon_lower_bound": rep["epsilon_lower_bound"],
-            "epsilon_accountant": self.accountant["epsilon"],
+            **attack_fields("matrix", rep, self.accountant),
             "epsilon_accountant_plain": self.accountant.get("epsilon_plain"),
-            "accountant": self.accountant.get("accountant"),
-            "accountant_note": self.accountant.get("note"),
             "noise_multiplier": self.accountant.get("noise_multiplier"),
             "sensitivity": self.sensitivity,
-            "n_in": rep["n_in"],
-            "n_out": rep["n_out"],
-            "confidence": rep["confidence"],
-            "delta": rep["delta"],
             "config": self.config.to_dict(),
             "seconds": self.seconds,
             "roc": rep["roc"],
