@@ -6,6 +6,8 @@ Run directory::
     RUN_DIR/metrics.jsonl      one JSON object per evaluation (epoch 0 = before training)
     RUN_DIR/summary.json       status "ok"|"failed", reason, final metrics, ε, costs, provenance
     RUN_DIR/checkpoints/epoch_NNNN.pt   trainable weights, optimizer, RNG, accountant state
+    RUN_DIR/model/             the final model as a plain Hugging Face causal LM (LoRA merged), written at
+                               the end of a successful run unless checkpoint="none" (``export.py``)
 
 Failures are results: divergence (non-finite loss), out-of-memory and any other error during training
 end with ``summary.json`` status ``"failed"`` and a reason; ``run`` returns that summary instead of
@@ -202,6 +204,8 @@ class _Run:
         self.last_metrics: dict[str, Any] | None = None
         self.epoch = 0
         self.resume_checked = False
+        self.model_dir: str | None = None
+        self.model_export: dict[str, Any] | None = None
         self.cost_state: dict[str, Any] = {"train_seconds": 0.0, "timed_steps": 0, "timed_seconds": 0.0,
                                            "tokens": 0, "records": 0, "steps": 0, "empty_steps": 0,
                                            "flops_step": None}
@@ -236,7 +240,8 @@ class _Run:
             raise
         except Exception as exc:  # noqa: BLE001 - failures are results
             return self._finish("failed", f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
-        del cfg
+        if cfg.checkpoint != "none":
+            self._export_model()
         return self._finish("ok", None)
 
     def _finish(self, status: str, reason: str | None, tb: str | None = None) -> dict[str, Any]:
@@ -247,7 +252,10 @@ class _Run:
             "costs": (self.last_metrics or {}).get("costs"),
             "components": self.components,
             "notes": self.notes,
+            "model_dir": self.model_dir,
         }
+        if self.model_export is not None:
+            extra["model_export"] = self.model_export
         if getattr(self, "runner", None) is not None and self.runner.private is not None:
             extra["grad_sample_mode"] = self.runner.private.mode
             extra["grad_sample_mode_reason"] = self.runner.private.mode_reason
@@ -274,6 +282,7 @@ class _Run:
             if (self.out / CKPT_DIR).is_dir():
                 for p in (self.out / CKPT_DIR).glob("epoch_*.pt"):
                     p.unlink()
+            self._remove_exports()
             if cfg.resume:
                 self.notes.append("resume=True but no checkpoint found: started from scratch")
 
@@ -696,6 +705,34 @@ class _Run:
         atomic_write_text(f, "".join(k + "\n" for k in keep))
         if keep:
             self.last_metrics = json.loads(keep[-1])
+
+    # --------------------------------------------------------------------------------- model export
+    def _remove_exports(self) -> None:
+        """A run started from scratch in an existing directory must not leave an older run's model behind."""
+        import shutil
+
+        from .export import MODEL_DIR
+
+        for p in [self.out / MODEL_DIR, *self.out.glob(f"{MODEL_DIR}_epoch_*")]:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+
+    def _export_model(self) -> None:
+        """``RUN_DIR/model``: the trained tensors (read from the unwrapped model, so no opacus wrapper or hook
+        comes along) loaded into a freshly built copy of the run's model, LoRA merged, ``save_pretrained``."""
+        from .export import MODEL_DIR, export_params
+
+        info = {"run_dir": str(self.out), "epoch": self.epoch, "steps": self.runner.steps,
+                "source": "final in-memory model of the run"}
+        t = time.perf_counter()
+        try:
+            export_params(self.config, self._state_params(), self.out / MODEL_DIR, info=info)
+        except Exception as exc:  # noqa: BLE001 - training succeeded; record why the export did not
+            self.notes.append(f"model export to {MODEL_DIR}/ failed ({type(exc).__name__}: {exc}); "
+                              "retry with lowrankdp.finetune.export_model(run_dir)")
+            return
+        self.model_dir = MODEL_DIR
+        self.model_export = {**info, "seconds": time.perf_counter() - t}
 
     # --------------------------------------------------------------------------------- checkpoints
     def _state_params(self) -> dict[str, torch.Tensor]:

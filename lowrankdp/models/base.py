@@ -4,6 +4,9 @@
 - ``"pythia-70m-shape"`` … ``"pythia-1b-shape"`` — random-weight GPT-NeoX models at the public
   Pythia shapes (:mod:`lowrankdp.models.presets`), built on each call (not cached), with the
   embedded byte-level tokenizer (see below).
+- a ``lowrankdp finetune`` run directory (``summary.json`` plus the run's ``config.json``, which has
+  ``method``, ``data`` and ``out_dir`` fields) — the exported model ``RUN_DIR/model/`` of a successful
+  run (:func:`resolve_run_dir`); a failed run or one without an exported model is a ``ValueError``.
 - anything else — a local directory or a Hugging Face hub id, through
   ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` (``HF_HUB_OFFLINE=1``
   is honoured by transformers: only already-downloaded models load).
@@ -18,6 +21,7 @@ cost at a given length. No download is needed.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,9 @@ from typing import Any
 from .presets import PRESETS, preset_config
 from .tiny import DEFAULT_RECIPE, TinyRecipe, build_tiny
 
-__all__ = ["load_base", "load_tiny_tokenizer", "describe_base", "BUILTIN_NAMES"]
+__all__ = ["load_base", "load_tiny_tokenizer", "describe_base", "resolve_run_dir", "BUILTIN_NAMES"]
+
+_RUN_CONFIG_KEYS = ("method", "data", "out_dir")  # fields of a FinetuneConfig that no HF config.json has
 
 BUILTIN_NAMES = ("tiny", *PRESETS)
 
@@ -101,13 +107,50 @@ def _from_pretrained(name: str, *, device, dtype):
     return model, tokenizer
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_run_dir(path: str | os.PathLike) -> Path | None:
+    """The exported model folder of a fine-tuning run directory; ``None`` if ``path`` is not a run directory.
+
+    A run directory is a folder whose ``config.json`` is a ``FinetuneConfig`` (``method``, ``data``,
+    ``out_dir`` fields). Raises ``ValueError`` when it is one but has no loadable model: no
+    ``summary.json`` (still running or killed), status ``"failed"``, or no exported model folder
+    (``checkpoint="none"``, a run made before runs exported their model, or a failed export)."""
+    run = Path(path).expanduser()
+    if not (run / "config.json").is_file():
+        return None
+    cfg = _read_json(run / "config.json")
+    if not isinstance(cfg, dict) or not all(k in cfg for k in _RUN_CONFIG_KEYS):
+        return None
+    where = f"fine-tuning run {os.fspath(path)!r} ({cfg.get('method')})"
+    summary = _read_json(run / "summary.json")
+    if not isinstance(summary, dict):
+        raise ValueError(f"cannot load model from {where}: it has no readable summary.json "
+                         "(the run is still going, or was killed before it finished)")
+    if summary.get("status") != "ok":
+        raise ValueError(f"cannot load model from {where}: the run failed "
+                         f"({summary.get('reason') or 'no reason recorded'}); there is no final model")
+    model_dir = summary.get("model_dir")
+    if not model_dir or not (run / model_dir / "config.json").is_file():
+        raise ValueError(f"cannot load model from {where}: it has no exported model folder (checkpoint='none', "
+                         "a run made before runs exported their model, or a failed export). Export it from its "
+                         f"last checkpoint with lowrankdp.finetune.export_model({os.fspath(path)!r})")
+    return run / model_dir
+
+
 def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, device=None, dtype=None,
               seed: int = 0):
     """Return ``(model, tokenizer)`` for a base model name or path (module docstring).
 
     Parameters
     ----------
-    name_or_path : ``"tiny"``, a preset name, a local directory or a hub id.
+    name_or_path : ``"tiny"``, a preset name, a fine-tuning run directory (loads ``RUN_DIR/model``), a
+        local model directory or a hub id.
     cache_dir : lowrankdp cache for the embedded model/tokenizer (default ``$LOWRANKDP_CACHE`` or
         ``~/.cache/lowrankdp``). Hub models use the Hugging Face cache as usual.
     device, dtype : where and in which precision to put the model (default CPU, float32);
@@ -133,6 +176,9 @@ def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, devic
         return model, tokenizer
     if name in PRESETS:
         return _load_preset(name, cache_dir=cache_dir, device=device, dtype=dtype, seed=seed)
+    exported = resolve_run_dir(name)
+    if exported is not None:
+        return _from_pretrained(str(exported.resolve()), device=device, dtype=dtype)
     return _from_pretrained(name, device=device, dtype=dtype)
 
 
@@ -153,6 +199,10 @@ def describe_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None) -
                 "heads": s.heads, "intermediate": s.intermediate, "vocab_size": cfg.vocab_size,
                 "rotary_pct": 0.25, "parameters": parameter_count(cfg), "nominal": s.nominal}
     local = Path(name).expanduser()
+    exported = resolve_run_dir(local)
+    if exported is not None:
+        info = describe_base(str(exported.resolve()), cache_dir=cache_dir)
+        return {**info, "name": name, "run_dir": str(local.resolve())}
     if local.is_dir():
         from transformers import AutoConfig
 
