@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 METHODS = ("fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd")
 
@@ -125,4 +126,6 @@ def _print_human(s: dict) -> None:
                   f"{_fmt(costs.get('analytic_flops_per_token'), '.3g')} ({costs.get('analytic_formula')}) measured "
                   f"{_fmt(costs.get('measured_flops_per_token'), '.3g')}, peak memory "
                   f"{(mem.get('bytes') or 0) / 2**20:.0f} MiB ({mem.get('kind')}), device {costs.get('device')}")
+    if s.get("model_dir"):
+        print(f"  model exported to {Path(s['run_dir']) / s['model_dir']} (lowrankdp measure --model {s['run_dir']})")
     print(f"  wall time {s['wall_time_s']:.1f} s")
