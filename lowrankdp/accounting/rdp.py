@@ -70,7 +70,7 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
 )
 NEIGHBORING_RELATIONS = ("add_remove", "replace_one")
 _HP_FRACTIONS = (0.5, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)  # data-independent grid for delta_M / delta
-_MAX_FRAC_TERMS = 1000
+_MAX_FRAC_TERMS = 1 << 16  # |C(α,i)| decays only like i^(−α−1): α ≈ 1.1 needs ~10⁴ terms
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,10 +138,12 @@ def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
     ½erfc((z₀−j)/(√2σ))]``, ``j = α − i``, ``z₀ = σ² log(1/q − 1) + ½``. The generalised binomial
     coefficients change sign for ``i > α``; we sum them **with their signs** (positive and negative
     parts in log space), which gives the exact value (checked against an mpmath quadrature in the tests)
-    and reproduces Opacus. dp_accounting sums absolute values instead — an upper bound, larger by up to
-    ~1e−4 relative at fractional orders (finding reported in docs/accounting.md). Stopping rule as in
+    and reproduces Opacus. dp_accounting sums absolute values instead — an upper bound, larger by
+    4–18 % near α = 1.1 (q = 0.01–0.04, σ = 0.8–1.5; ≲ 1e−3 at α = 3.5), measured against a quadrature of
+    ``E_{μ0}[(μ/μ0)^α]`` (finding reported in docs/accounting.md). Stopping rule as in
     dp_accounting: both magnitudes decrease and are 30 nats below the running total; orders that do not
-    stop within 1000 terms get ``+inf`` with a warning (conservative).
+    stop within 65,536 terms get ``+inf`` with a warning (conservative). Near α = 1 the generalised
+    binomial coefficients decay only like a power law, so ~10⁴ terms are needed there.
     """
     all_alphas = np.asarray(alphas, dtype=float)
     z0 = sigma**2 * math.log(1 / q - 1) + 0.5
