@@ -8,6 +8,9 @@ What is measured (theory.md §6, [RPUE]; canary exposure [CTW+19]; LM membership
   low quantiles of the per-record average (a mean can be inflated by one confident miss); per span type.
   Higher = more private.
 - **utility loss**: cross-entropy of the *non-sensitive* tokens of the *test* split. Lower = better.
+- **memorisation gap**: the sensitive-token loss on the *test* split (values never trained on) minus the
+  one on the training split, token-averaged. A lower train sensitive loss mixes memorising records with
+  learning the format of sensitive values; only the former opens a gap (> 0 = better on trained values).
 - both also for a base model and as ``gain_vs_base = L(base) − L(model)`` (positive = the model fits
   those tokens better than the base did: memorisation for sensitive tokens, learning for utility).
 - **canary exposure** (:mod:`lowrankdp.attacks.exposure`): exact rank over the whole candidate space when
@@ -562,9 +565,13 @@ def measure_all(
 
     ``sensitive_loss_token``, ``sensitive_loss_seq_mean``, ``sensitive_loss_quantiles``
     {min, q05, q25, median}, ``sensitive_loss_token_quantiles``, ``utility_loss``,
-    ``utility_loss_seq_mean``; with a base model also ``base_sensitive_loss_token``,
+    ``utility_loss_seq_mean``, ``sensitive_loss_test_token``, ``sensitive_loss_test_seq_mean`` (the
+    sensitive-token loss on the test split), ``memorization_gap_token`` (test − train sensitive-token
+    loss); with a base model also ``base_sensitive_loss_token``,
     ``base_sensitive_loss_seq_mean``, ``base_utility_loss``, ``sensitive_loss_token_gain_vs_base``,
-    ``sensitive_loss_seq_mean_gain_vs_base``, ``utility_loss_gain_vs_base``; ``per_type``,
+    ``sensitive_loss_seq_mean_gain_vs_base``, ``utility_loss_gain_vs_base``,
+    ``base_sensitive_loss_test_token``, ``memorization_gap_token_gain_vs_base`` (model's gap − base's
+    gap); ``per_type``,
     ``exposure`` (None without a canary), ``mia`` {loss, zlib, min_k, reference (None without base)},
     ``counts``, ``settings``, ``seconds``.
     """
@@ -632,15 +639,30 @@ def measure_all(
     out["sensitive_loss_token_quantiles"] = sens["token_quantiles"]
     out["utility_loss"] = util["loss_token"]
     out["utility_loss_seq_mean"] = util["loss_seq_mean"]
+    # sensitive tokens of the *test* split (records never trained on): the per-token log-probs of the
+    # test pass above, under the sensitive mask — no extra forward pass
+    sens_te = loss_summary(lp_te, enc_te.sensitive)
+    out["sensitive_loss_test_token"] = sens_te["loss_token"]
+    out["sensitive_loss_test_seq_mean"] = sens_te["loss_seq_mean"]
+    # > 0: the model predicts the personal values it was trained on better than unseen ones
+    out["memorization_gap_token"] = _gain(sens_te["loss_token"], sens["loss_token"])
     if base_model is not None:
         bs = loss_summary(base_tr, enc_tr.sensitive)
         bu = loss_summary(base_te, [~m for m in enc_te.sensitive])
+        bst = loss_summary(base_te, enc_te.sensitive)
         out["base_sensitive_loss_token"] = bs["loss_token"]
         out["base_sensitive_loss_seq_mean"] = bs["loss_seq_mean"]
         out["base_utility_loss"] = bu["loss_token"]
         out["sensitive_loss_token_gain_vs_base"] = _gain(bs["loss_token"], sens["loss_token"])
         out["sensitive_loss_seq_mean_gain_vs_base"] = _gain(bs["loss_seq_mean"], sens["loss_seq_mean"])
         out["utility_loss_gain_vs_base"] = _gain(bu["loss_token"], util["loss_token"])
+        out["base_sensitive_loss_test_token"] = bst["loss_token"]
+        # the model's gap minus the base's (the base saw neither split, so its gap is the difficulty
+        # difference of the two splits' values) = train-split gain vs base − test-split gain vs base
+        base_gap = _gain(bst["loss_token"], bs["loss_token"])
+        out["memorization_gap_token_gain_vs_base"] = (
+            None if base_gap is None or out["memorization_gap_token"] is None
+            else float(out["memorization_gap_token"] - base_gap))
 
     per_type: dict[str, Any] = {}
     all_types = sorted({t for ty in enc_tr.types for t in ty if t is not None})

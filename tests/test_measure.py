@@ -206,9 +206,18 @@ def test_measure_all_equals_hand_computation(world):
     tok_u, seq_u = per_record(model, test, False)
     assert out["utility_loss"] == pytest.approx(tok_u.mean(), rel=1e-5)
     assert out["utility_loss_seq_mean"] == pytest.approx(seq_u.mean(), rel=1e-5)
+    # sensitive tokens of the test split, and the memorisation gap (test − train, token-averaged)
+    tok_st, seq_st = per_record(model, test, True)
+    assert out["sensitive_loss_test_token"] == pytest.approx(tok_st.mean(), rel=1e-5)
+    assert out["sensitive_loss_test_seq_mean"] == pytest.approx(seq_st.mean(), rel=1e-5)
+    assert out["memorization_gap_token"] == pytest.approx(tok_st.mean() - tok_s.mean(), rel=1e-4, abs=1e-6)
     btok_s, _ = per_record(base, train, True)
     btok_u, _ = per_record(base, test, False)
+    btok_st, _ = per_record(base, test, True)
     assert out["base_sensitive_loss_token"] == pytest.approx(btok_s.mean(), rel=1e-5)
+    assert out["base_sensitive_loss_test_token"] == pytest.approx(btok_st.mean(), rel=1e-5)
+    assert out["memorization_gap_token_gain_vs_base"] == pytest.approx(
+        (tok_st.mean() - tok_s.mean()) - (btok_st.mean() - btok_s.mean()), rel=1e-4, abs=1e-6)
     assert out["sensitive_loss_token_gain_vs_base"] == pytest.approx(btok_s.mean() - tok_s.mean(), rel=1e-4)
     assert out["utility_loss_gain_vs_base"] == pytest.approx(btok_u.mean() - tok_u.mean(), rel=1e-4, abs=1e-6)
     for typ in ("name", "phone"):
@@ -331,6 +340,54 @@ def test_losses_and_gains_direction(target_report, base_report):
     assert q["min"] <= q["q05"] <= q["q25"] <= q["median"]
 
 
+def _gap_and_se(model, tok, train, test):
+    """Memorisation gap (test − train token-averaged sensitive loss) from one unbatched forward per
+    record, and its standard error with records as the i.i.d. unit: each split's loss is a ratio
+    Σ loss_i / Σ n_i, whose delta-method variance is var(loss_i − L·n_i) / (k · n̄²)."""
+    def split(records):
+        sums, ns = [], []
+        for r in records:
+            ids, flags = _hand_flags(tok, r.text, r.spans)
+            sel = -_hand_token_logprobs(model, ids)[flags[1:]]
+            sums.append(sel.sum())
+            ns.append(sel.size)
+        sums, ns = np.array(sums), np.array(ns, float)
+        loss = sums.sum() / ns.sum()
+        var = np.var(sums - loss * ns, ddof=1) / (len(ns) * ns.mean() ** 2)
+        return loss, var
+
+    l_tr, v_tr = split(train)
+    l_te, v_te = split(test)
+    return l_te - l_tr, math.sqrt(v_tr + v_te)
+
+
+def test_memorization_gap_positive_after_memorising_zero_without(world, target_report, base_report):
+    """The target, trained ~40 passes on the members, predicts their names and (random) phone digits far
+    better than the non-members': gap > 0 by many standard errors. A model that saw neither split —
+    untrained, or the base trained on public records only — has a gap within 4 standard errors of 0
+    (members and non-members are i.i.d.), and the target's gap over the base's is its own gap minus that."""
+    tok, members, nonmembers = world["tok"], world["members"], world["nonmembers"]
+    gap = target_report["memorization_gap_token"]
+    want, se = _gap_and_se(world["target"], tok, members, nonmembers)
+    assert gap == pytest.approx(want, rel=1e-4)
+    assert gap > 1.0 and gap > 8 * se, (gap, se)
+    assert gap == pytest.approx(target_report["sensitive_loss_test_token"] - target_report["sensitive_loss_token"])
+
+    ds = Dataset({"train": members, "test": nonmembers}, {})
+    out = measure.measure_all(world["untrained"], tok, ds, progress=False, n_bootstrap=10)
+    want_u, se_u = _gap_and_se(world["untrained"], tok, members, nonmembers)
+    assert out["memorization_gap_token"] == pytest.approx(want_u, rel=1e-3, abs=1e-5)
+    assert abs(out["memorization_gap_token"]) < 4 * se_u, (out["memorization_gap_token"], se_u)
+
+    base_gap = base_report["memorization_gap_token"]
+    _, se_b = _gap_and_se(world["base"], tok, members, nonmembers)
+    assert abs(base_gap) < 4 * se_b, (base_gap, se_b)
+    assert target_report["base_sensitive_loss_test_token"] == pytest.approx(base_report["sensitive_loss_test_token"])
+    assert target_report["memorization_gap_token_gain_vs_base"] == pytest.approx(gap - base_gap, rel=1e-6)
+    assert "base_sensitive_loss_test_token" not in base_report  # no base model given
+    assert "memorization_gap_token_gain_vs_base" not in base_report
+
+
 def test_result_keys_and_json(target_report):
     expected = {
         "sensitive_loss_token", "sensitive_loss_seq_mean", "sensitive_loss_quantiles",
@@ -338,6 +395,8 @@ def test_result_keys_and_json(target_report):
         "base_sensitive_loss_token", "base_sensitive_loss_seq_mean", "base_utility_loss",
         "sensitive_loss_token_gain_vs_base", "sensitive_loss_seq_mean_gain_vs_base",
         "utility_loss_gain_vs_base", "per_type", "exposure", "mia", "counts", "settings", "seconds",
+        "sensitive_loss_test_token", "sensitive_loss_test_seq_mean", "memorization_gap_token",
+        "base_sensitive_loss_test_token", "memorization_gap_token_gain_vs_base",
     }
     assert set(target_report) == expected
     assert set(target_report["mia"]) == {"loss", "zlib", "min_k", "reference"}

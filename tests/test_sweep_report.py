@@ -62,6 +62,16 @@ def test_report_html_is_self_contained_with_figures(stored, tmp_path, monkeypatc
         assert name in html
     md = md_path.read_text()
     assert "| run | method |" in md and "report_figures/roc.png" in md
+    # the per-run table has a memorisation-gap column; the synthetic results do not store the key, so
+    # every cell is empty and the §6 table says it was not measured
+    header = next(line for line in md.splitlines() if line.startswith("| run | method |"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert "memorisation gap" in cols and "<th>memorisation gap</th>" in html
+    gap_col = cols.index("memorisation gap")
+    fft_row = next(line for line in md.splitlines() if line.startswith("| fft_m_x_e2_seed0"))
+    assert [c.strip() for c in fft_row.strip("|").split("|")][gap_col] == "—"
+    gap_line = next(line for line in md.splitlines() if line.startswith("| Memorisation gap"))
+    assert "not measured" in gap_line and "`memorization_gap_token`" in gap_line
     assert (tmp_path / "rep" / "report_figures" / "roc.png").is_file()
 
 
@@ -90,6 +100,35 @@ def test_report_says_what_is_missing(stored, tmp_path):
     assert "Not measured: no stored run has `costs.analytic_flops_per_token`" in html
     assert "Not measured" in md_path.read_text()
     assert len(_pngs(html)) >= 3  # the figures that still have data are drawn
+
+
+def test_report_memorisation_gap_where_stored(stored, tmp_path):
+    """Gap stored by two runs (FFT at both epochs, LoRA-FA at epoch 0 only): the run table shows the last
+    epoch's value, the §6 line gives it per method and names the runs that do not store it."""
+    d = tmp_path / "sweep"
+    shutil.copytree(stored, d)
+    runs = sorted((d / "runs").iterdir())
+    fft = next(p for p in runs if p.name.startswith("fft_"))
+    lfa = next(p for p in runs if p.name.startswith("lora-fa_"))
+    for rd, values in ((fft, {0: 0.011, 1: 0.8, 2: 1.75}), (lfa, {0: 0.02})):
+        lines = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines()]
+        for x in lines:
+            if x["epoch"] in values:
+                x["measurements"]["memorization_gap_token"] = values[x["epoch"]]
+        (rd / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    _, md_path = write_report(d)
+    md = md_path.read_text().splitlines()
+    header = next(line for line in md if line.startswith("| run | method |"))
+    gap_col = [c.strip() for c in header.strip("|").split("|")].index("memorisation gap")
+    cell = lambda prefix: [c.strip() for c in next(x for x in md if x.startswith(prefix)).strip("|").split("|")][gap_col]  # noqa: E731
+    assert cell("| fft_m_x_e2_seed0") == "1.75"
+    assert cell("| lora-fa_") == "0.02"
+    assert cell("| lora_m_x") == "—"
+    gap_line = next(line for line in md if line.startswith("| Memorisation gap"))
+    assert "see numbers" in gap_line
+    assert "FFT 1.750" in gap_line and "LoRA-FA 0.020" in gap_line
+    assert "not stored" in gap_line and "lora_m_x_r8_a8_e2_seed0" in gap_line
+    assert "fft_m_x_e2_seed0" not in gap_line.split("not stored")[1]
 
 
 def test_report_rejects_a_non_sweep_directory(tmp_path):

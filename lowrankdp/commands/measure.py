@@ -61,7 +61,8 @@ def _summary(res: dict[str, Any], args) -> str:
     lines = [f"model {args.model} on {args.data}" + (f" (base {args.base})" if args.base else ""), ""]
     lines.append("| measure | value |")
     lines.append("|---|---|")
-    keys = ["sensitive_loss_token", "sensitive_loss_seq_mean", "utility_loss",
+    keys = ["sensitive_loss_token", "sensitive_loss_seq_mean", "sensitive_loss_test_token",
+            "memorization_gap_token", "utility_loss",
             "base_sensitive_loss_token", "base_utility_loss",
             "sensitive_loss_token_gain_vs_base", "utility_loss_gain_vs_base"]
     for k in keys:

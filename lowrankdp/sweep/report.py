@@ -11,8 +11,9 @@ Sections (replication.md §1, §6; anchors.md item 6):
    allows (``lowrankdp.metrics.epsilon_roc_curve``) on the same axes;
 5. ε vs rank for the projection accountants (``lowrankdp.accounting.epsilon``, projection
    none/fresh/fixed) at the sweep's noise, sampling rate and steps — theory, labelled as such;
-6. the expected outcomes of replication.md §6, each marked holds / does not hold / not measured;
-7. a table of every run (status and reason included).
+6. the expected outcomes of replication.md §6, each marked holds / does not hold / not measured, and
+   the memorisation gap (``memorization_gap_token``: test − train sensitive-token loss) per method;
+7. a table of every run (status, last-epoch measures including the memorisation gap, and reason).
 
 Where a measurement is missing from the stored results the report says so, by run and key.
 """
@@ -751,6 +752,29 @@ def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list
             f"{checked} (attack, epoch) pairs checked" + (": " + "; ".join(viol[:5]) if viol else ""))
     else:
         add("Empirical ε lower bound ≤ theoretical ε", "not measured", "no DP run stores both")
+    gap_key = "memorization_gap_token"
+    gaps: dict[str, list[float]] = {}
+    missing_runs = []
+    for r in ok:
+        v = _num(r.last(gap_key))
+        if v is not None and math.isfinite(v):
+            gaps.setdefault(r.method, []).append(v)
+        else:
+            missing_runs.append(r.name)
+    gap_claim = ("Memorisation gap at the last epoch (sensitive-token loss on test − on train; > 0 = better "
+                 "on the values trained on), per method")
+    if gaps:
+        order = {m: i for i, m in enumerate(METHOD_ORDER)}
+        detail = "; ".join(
+            f"{METHOD_LABEL.get(m, m)} {sum(v) / len(v):.3f}" + (f" (mean of {len(v)} runs)" if len(v) > 1 else "")
+            for m, v in sorted(gaps.items(), key=lambda x: order.get(x[0], 99)))
+        if missing_runs:
+            detail += f"; not stored (no `{gap_key}` in metrics.jsonl) for: {', '.join(missing_runs)}"
+        add(gap_claim, "see numbers", detail)
+    else:
+        add(gap_claim, "not measured",
+            f"no finished run stores `{gap_key}` (measured before the key existed, or measurement off)"
+            if ok else "no finished run")
     aucs = {r.name: metric(r.metrics[-1], "mia.loss.auc") for r in ok if r.metrics}
     lfa = [v for n, v in aucs.items() if n.startswith("lora-fa") and isinstance(v, (int, float))]
     if lfa:
@@ -765,7 +789,8 @@ def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list
 
 def _run_table(runs: Sequence[RunResult], attack: str) -> tuple[list[str], list[list[str]]]:
     head = ["run", "method", "rank", "α", "σ", "seed", "epochs", "status", "attempts", "wall time (s)",
-            "sens. loss", "utility loss", "exposure (bits)", f"AUC ({attack})", "ε", "reason"]
+            "sens. loss", "utility loss", "memorisation gap", "exposure (bits)", f"AUC ({attack})", "ε",
+            "reason"]
     rows = []
     for r in runs:
         c = r.config
@@ -778,7 +803,8 @@ def _run_table(runs: Sequence[RunResult], attack: str) -> tuple[list[str], list[
             r.name, METHOD_LABEL.get(r.method, r.method), _fmt(c.get("rank")), _fmt(c.get("alpha")),
             _fmt(c.get("noise_multiplier")), _fmt(c.get("seed")), _fmt(c.get("epochs")), r.status,
             _fmt(r.attempts), _fmt(r.wall_time_s), _fmt(r.last("sensitive_loss_token")),
-            _fmt(r.last("utility_loss")), _fmt(r.last("exposure.value")), _fmt(auc),
+            _fmt(r.last("utility_loss")), _fmt(r.last("memorization_gap_token")), _fmt(r.last("exposure.value")),
+            _fmt(auc),
             _fmt(eps) if r.status == "ok" else "—", (r.reason or "")[:300],
         ])
     return head, rows
