@@ -27,7 +27,12 @@ from lowrankdp.models import (  # noqa: E402
     stream_loss,
     tiny_path,
 )
-from lowrankdp.models.corpus import make_corpus, multiple_choice_items, write_multiple_choice_task  # noqa: E402
+from lowrankdp.models.corpus import (  # noqa: E402
+    US_STATE_CODES,
+    make_corpus,
+    multiple_choice_items,
+    write_multiple_choice_task,
+)
 from lowrankdp.models.retention import heldout_documents, load_task, token_stream  # noqa: E402
 
 
@@ -63,8 +68,8 @@ def short_build(tmp_path_factory):
 # ------------------------------------------------------------------------------------------ corpus
 
 # SHA-256 of make_corpus(seed=0, n_train_docs=40, n_heldout_docs=5), computed here (CPython 3.11.7, generator
-# version 1). The generator uses its own PRNG and no Python/package text, so it must hold on every version.
-PINNED_SHA256 = "9d560ec9a3b6818ca6cff0e3307eb0ebe79a32b512e25b0dc3cd7b741009703f"
+# version 2). The generator uses its own PRNG and no Python/package text, so it must hold on every version.
+PINNED_SHA256 = "cbcdf1530eacfad14e520938941c8a919e44ab963ff8d4d6a1842eb23850d491"
 
 
 def test_corpus_is_deterministic_and_pinned():
@@ -77,13 +82,39 @@ def test_corpus_is_deterministic_and_pinned():
 
 
 
-def test_corpus_has_no_personal_values():
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+
+
+def test_corpus_has_no_fine_tuning_formats():
+    """Digit strings, codes, names and addresses occur, but never in a format of the fine-tuning
+    values (lowrankdp.data.generators: CustomerSim and SynBio), so no corpus string can be one of
+    their records."""
     c = make_corpus(seed=0, n_train_docs=2000, n_heldout_docs=100)
     text = "\n".join(c.train + c.heldout)
-    assert "@" not in text
-    assert not re.search(r"\d{3}[-. ]?\d{3}[-. ]?\d{4}", text)  # phone-like
-    assert not re.search(r"\d{5,}", text)  # long digit runs (IDs, order numbers)
-    assert not re.search(r"\b[A-Z0-9]{10}\b", text)  # tracking-number-like
+    # what the base model should know the look of ...
+    assert re.search(r"\b\d{5,8}\b", text) and re.search(r"\b\d+-\d+-\d+\b", text)
+    assert re.search(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9-]{6,}\b", text)
+    assert re.search(r"\b\d+ [A-Z][a-z]+ (Street|Road|Lane|Avenue), [A-Z]", text)
+    # ... but none of the fine-tuning formats
+    assert "@" not in text  # e-mail
+    assert not re.search(r"\d{3}-\d{5}-\d{4}", text)  # CustomerSim order number
+    assert not re.search(r"\d{3}[-. ]?\d{3}[-. ]?\d{4}", text)  # phone (any separator; 10+ digit runs)
+    assert not re.search(r"\(\d{3}\) ?\d{3}", text)  # phone (ddd) ddd-dddd
+    assert not re.search(r"\d{3}-\d{2}-\d{4}", text)  # SSN
+    assert not re.search(r"\b[A-Z0-9]{10}\b", text)  # tracking number
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{4}", text)  # ISO / US dates
+    assert not re.search(rf"\b({_MONTHS}) \d|\d ({_MONTHS})\b", text)  # month-name dates
+    assert not re.search(r"\b(" + "|".join(sorted(US_STATE_CODES)) + r") \d{5}\b", text)  # US state + ZIP
+    assert "My ID is" not in text  # canary template
+    # names come from our syllable generator: no full name is a Faker en_US first + last name
+    try:
+        from faker.providers.person.en_US import Provider
+    except ImportError:  # pragma: no cover - Faker is a data extra
+        return
+    first, last = set(Provider.first_names), set(Provider.last_names)
+    pairs = re.findall(r"\b([A-Z][a-z]+) (?:[A-Z]\. )?([A-Z][a-z]+)\b", text)
+    assert len(pairs) > 500
+    assert not [p for p in pairs if p[0] in first and p[1] in last]
 
 
 # --------------------------------------------------------------------------------------- tokenizer
@@ -360,7 +391,7 @@ def test_multiple_choice_on_tiny(tiny_base):
     model, tok = tiny_base
     res = score_multiple_choice(model, tok, normalize="tokens")  # the generated facts task
     assert res["n"] == 61 and 0.25 <= res["chance"] <= 0.34
-    # The pretrained model knows most of its facts (0.738 here, chance 0.262); a random-weight
+    # The pretrained model knows most of its facts (0.672 here, chance 0.262); a random-weight
     # model of the same shape does not.
     assert res["accuracy"] > 0.6
     torch.manual_seed(0)

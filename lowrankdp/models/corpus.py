@@ -1,10 +1,22 @@
 """Neutral pretraining text for the embedded tiny model, generated deterministically.
 
 The text must contain none of the fine-tuning records (replication.md §4), so it is generated
-from our own grammar: customer-service dialogs about opening hours, shipping, returns and product
-care (no names, phone numbers, addresses, order or tracking numbers), plus short generic sentences
-built from a fixed table of neutral facts (colours, animal sounds, opposites, counts, a small
-fictional geography, small sums).
+from our own grammar: customer-service dialogs about opening hours, shipping, returns, product
+care and bookings, plus short generic sentences built from a fixed table of neutral facts
+(colours, animal sounds, opposites, counts, a small fictional geography, small sums).
+
+So that the base model knows what digit strings, codes, proper names and addresses look like
+(otherwise fine-tuning on records full of them first teaches the *format*, which confounds the
+privacy measure), the text also has such values in neutral contexts: room, page and platform
+numbers, quantities, years, times, reference codes of varied formats (digit groups of varied
+lengths, alphanumeric codes), made-up capitalised names from our own syllable generator (not
+Faker, whose ``en_US`` lists make the fine-tuning names) and addresses built from such names.
+No value has a format of the fine-tuning data: codes whose digits could read as an order number
+(``ddd-ddddd-dddd``), a phone number (``ddd-ddd-dddd`` with any of its separators, ten digits in
+a row), an SSN (``ddd-dd-dddd``), an ISO or US date or a tracking number (ten upper-case letters
+and digits) are rejected when drawn (:data:`FORBIDDEN_PATTERNS`), region codes are never US state
+abbreviations, there are no month-name dates and no ``@``; ``tests/test_models.py`` checks this
+on the generated text.
 
 IMPORTANT: the generator depends on nothing but this file. It uses its own pseudo-random
 generator (SplitMix64, below) rather than :mod:`random`, and no text shipped with Python or an
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -35,9 +48,11 @@ __all__ = [
     "make_corpus",
     "multiple_choice_items",
     "write_multiple_choice_task",
+    "FORBIDDEN_PATTERNS",
+    "US_STATE_CODES",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _MASK = (1 << 64) - 1
 # Separate streams for the train and held-out splits (different seeds, never overlapping docs
 # by construction of the seed; overlap of short generic sentences is expected and fine).
@@ -241,6 +256,219 @@ def _dialog(r: SplitMix64) -> str:
     return "\n".join(turns)
 
 
+# --------------------------------------------------------------------------------------------
+# Values in neutral contexts: numbers, codes, names, addresses (none in a fine-tuning format)
+# --------------------------------------------------------------------------------------------
+
+# Formats of the fine-tuning values (lowrankdp.data.generators): a drawn code matching any of
+# these, anywhere, is redrawn. Checked again on the whole text by the tests.
+FORBIDDEN_PATTERNS = (
+    r"\d{3}-\d{5}-\d{4}",               # CustomerSim order number
+    r"\d{3}[-. ]?\d{3}[-. ]?\d{4}",     # phone, all separators (also any 10+ digit run)
+    r"\(\d{3}\) ?\d{3}",                # phone with area code in brackets
+    r"\d{3}-\d{2}-\d{4}",               # SSN
+    r"\d{4}-\d{2}-\d{2}",               # ISO date
+    r"\d{1,2}/\d{1,2}/\d{4}",           # US date
+    r"\b[A-Z0-9]{10}\b",                # tracking number
+    r"@",                               # e-mail
+)
+_FORBIDDEN_RE = re.compile("|".join(f"(?:{p})" for p in FORBIDDEN_PATTERNS))
+US_STATE_CODES = frozenset(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM "
+    "NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM".split())
+
+_ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "h", "k", "l", "m", "n", "p", "r", "s", "st", "t",
+           "tr", "v", "w", "z", "th", "sh", "j", "c", "ch"]
+_VOWELS = ["a", "e", "i", "o", "u", "a", "e", "i", "o", "ea", "y"]
+_CODAS = ["", "", "", "", "n", "r", "l", "s", "m", "nd", "th", "ck", "tt", "ll", "rd", "x"]
+_NAME_ENDS = ["", "", "", "a", "el", "in", "on", "is", "ar", "en", "wyn", "ith", "ora", "ius"]
+_SURNAME_ENDS = ["", "", "ley", "son", "ford", "wick", "mere", "dale", "ton", "by", "hart", "well",
+                 "ridge", "stone", "more", "holt"]
+_STREET_KINDS = ["Street", "Road", "Lane", "Avenue", "Way", "Row", "Close", "Terrace", "Drive",
+                 "Place", "Hill", "Walk", "Court", "Square", "Gardens"]
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_DIGITS = "0123456789"
+
+
+def _syllables(r: SplitMix64, n: int) -> str:
+    out = ""
+    for _ in range(n):
+        out += r.choice(_ONSETS) + r.choice(_VOWELS) + r.choice(_CODAS)
+    return out
+
+
+def _given_name(r: SplitMix64) -> str:
+    return _cap(_syllables(r, 1 + r.below(2)) + r.choice(_NAME_ENDS))
+
+
+def _surname(r: SplitMix64) -> str:
+    return _cap(_syllables(r, 1 + r.below(2)) + r.choice(_SURNAME_ENDS))
+
+
+def _full_name(r: SplitMix64) -> str:
+    if r.chance(10):
+        return f"{_given_name(r)} {_given_name(r)[0]}. {_surname(r)}"
+    return f"{_given_name(r)} {_surname(r)}"
+
+
+def _town(r: SplitMix64) -> str:
+    k = r.below(4)
+    if k == 0:
+        return f"{r.choice(['North', 'South', 'Old', 'New', 'Upper', 'Little'])} {_surname(r)}"
+    if k == 1:
+        return _cap(_syllables(r, 1) + r.choice(["ton", "by", "field", "mouth", "haven", "burgh", "stead"]))
+    return _cap(_syllables(r, 2 + r.below(2)))
+
+
+def _clean(r: SplitMix64, make) -> str:
+    """Draw ``make(r)`` until it matches none of the fine-tuning formats."""
+    while True:
+        v = make(r)
+        if not _FORBIDDEN_RE.search(v):
+            return v
+
+
+def _digits(r: SplitMix64, n: int, *, lead: bool = True) -> str:
+    first = str(1 + r.below(9)) if lead else str(r.below(10))
+    return first + "".join(str(r.below(10)) for _ in range(n - 1))
+
+
+def _region(r: SplitMix64) -> str:
+    while True:
+        code = r.choice(_UPPER) + r.choice(_UPPER)
+        if code not in US_STATE_CODES:
+            return code
+
+
+def _address(r: SplitMix64) -> str:
+    def make(r):
+        street = f"{1 + r.below(r.choice([20, 200, 2000, 20000]))} {r.choice([_surname, _given_name])(r)} {r.choice(_STREET_KINDS)}"
+        if r.chance(25):
+            street += f", {r.choice(['Flat', 'Unit', 'Floor', 'Room'])} {1 + r.below(r.choice([10, 100, 1000]))}"
+        k = r.below(3)
+        if k == 0:
+            return f"{street}, {_town(r)}"
+        if k == 1:
+            return f"{street}, {_town(r)}, {_region(r)} {_digits(r, r.choice([4, 5, 5, 6]), lead=False)}"
+        return f"{street}, {_town(r)} {_digits(r, r.choice([4, 5, 6]), lead=False)}"
+    return _clean(r, make)
+
+
+def _digit_code(r: SplitMix64) -> str:
+    """Dash- (sometimes slash- or space-) separated digit groups of varied lengths."""
+    def make(r):
+        n = 1 + r.below(4)
+        sep = r.choice(["-", "-", "-", "/", " ", ""]) if n > 1 else ""
+        return sep.join(_digits(r, 1 + r.below(6), lead=False) for _ in range(n))
+    return _clean(r, make)
+
+
+def _alnum_code(r: SplitMix64) -> str:
+    def make(r):
+        parts = []
+        for _ in range(1 + r.below(3)):
+            n = 2 + r.below(7)
+            parts.append("".join(r.choice(_UPPER) if r.chance(50) else r.choice(_DIGITS) for _ in range(n)))
+        return "-".join(parts) if r.chance(60) else "".join(parts)
+    return _clean(r, make)
+
+
+def _code(r: SplitMix64) -> str:
+    return _digit_code(r) if r.chance(50) else _alnum_code(r)
+
+
+def _number(r: SplitMix64) -> str:
+    k = r.below(4)
+    if k == 0:
+        return str(1 + r.below(100))
+    if k == 1:
+        return str(1 + r.below(1000))
+    if k == 2:
+        return str(1 + r.below(100000))
+    return f"{1 + r.below(999)},{r.below(1000):03d}"
+
+
+def _time(r: SplitMix64) -> str:
+    if r.chance(50):
+        return f"{r.below(24):02d}:{r.below(60):02d}"
+    return f"{1 + r.below(12)}:{r.below(60):02d} {r.choice(['am', 'pm'])}"
+
+
+_CODE_NAMES = ["reference", "booking reference", "ticket number", "membership number", "item code",
+               "catalogue number", "serial number", "case number", "voucher code", "batch number",
+               "model number", "locker code", "invoice reference", "claim number"]
+_THINGS = ["jars", "boxes", "books", "chairs", "lamps", "bottles", "sheep", "trees", "stamps",
+           "bricks", "letters", "tickets", "visitors", "bicycles", "apples", "pages"]
+
+
+def _value_sentence(r: SplitMix64) -> str:
+    kind = r.below(12)
+    if kind == 0:
+        return r.choice([f"The meeting is in room {_number(r)}.", f"Please go to room {r.choice(_UPPER)}{1 + r.below(999)}.",
+                         f"The class moved to room {1 + r.below(500)} on floor {1 + r.below(12)}."])
+    if kind == 1:
+        return r.choice([f"The recipe is on page {1 + r.below(600)}.", f"See page {1 + r.below(900)} of the manual.",
+                         f"Chapter {1 + r.below(40)} starts on page {1 + r.below(700)}."])
+    if kind == 2:
+        return r.choice([f"The shop sold {_number(r)} {r.choice(_THINGS)} {r.choice(_TIMES)}.",
+                         f"There were {_number(r)} {r.choice(_THINGS)} {r.choice(_PLACES)}.",
+                         f"{_full_name(r)} counted {_number(r)} {r.choice(_THINGS)}."])
+    if kind == 3:
+        y = 1500 + r.below(526)
+        return r.choice([f"The {r.choice(_NOUNS)} was built in {y}.", f"In {y} {_full_name(r)} opened a small {r.choice(_NOUNS)} shop.",
+                         f"{_town(r)} was founded in {y}."])
+    if kind == 4:
+        return r.choice([f"The train to {_town(r)} leaves at {_time(r)} from platform {1 + r.below(20)}.",
+                         f"The museum opens at {_time(r)}.", f"We met {r.choice(_PLACES)} at {_time(r)}."])
+    if kind == 5:
+        c = r.choice(_CODE_NAMES)
+        return r.choice([f"The {c} is {_code(r)}.", f"Write down the {c} {_code(r)}.",
+                         f"Your {c} is {_code(r)}. Keep it for later.",
+                         f"{_cap(c)}: {_code(r)}"])
+    if kind == 6:
+        return r.choice([f"{_full_name(r)} {r.choice(_PAST_VERBS)} {r.choice(_OBJECTS)} {r.choice(_PLACES)}.",
+                         f"The book was written by {_full_name(r)}.",
+                         f"{_full_name(r)} and {_full_name(r)} are friends.",
+                         f"My neighbour is called {_full_name(r)}.",
+                         f"{_given_name(r)} {r.choice(_VERBS)} {r.choice(_OBJECTS)} {r.choice(_TIMES)}."])
+    if kind == 7:
+        return r.choice([f"The library is at {_address(r)}.", f"{_full_name(r)} lives at {_address(r)}.",
+                         f"The letter went to {_address(r)}.", f"The {r.choice(_NOUNS)} museum moved to {_address(r)}.",
+                         f"Address: {_address(r)}"])
+    if kind == 8:
+        return f"{_full_name(r)} lives in {_town(r)} and works at the {r.choice(_NOUNS)} shop on {_surname(r)} {r.choice(_STREET_KINDS)}."
+    if kind == 9:
+        return f"The parcel with code {_alnum_code(r)} is on shelf {_digit_code(r)}."
+    if kind == 10:
+        a, b = 1 + r.below(1000), 1 + r.below(1000)
+        return r.choice([f"{a} plus {b} is {a + b}.", f"Question: What is {a} plus {b}?\nAnswer: {a + b}"])
+    return f"The {r.choice(_ADJECTIVES)} {r.choice(_NOUNS)} costs {1 + r.below(500)}.{r.below(100):02d} coins."
+
+
+def _booking_dialog(r: SplitMix64) -> str:
+    name = _full_name(r)
+    first = name.split()[0]
+    c = r.choice(_CODE_NAMES)
+    turns = ["SYS: " + r.choice(_GREET_SYS)]
+    turns.append("USR: " + r.choice([f"Hi, this is {name}. I have a question about my {c}.",
+                                     f"Hello, my name is {name}. Can you check my {c}?",
+                                     f"I would like to ask about a {c}."]))
+    if r.chance(50):
+        turns.append("SYS: " + r.choice(["Sure, who am I speaking with?", "May I have your name, please?"]))
+        turns.append("USR: " + r.choice([f"It is {name}.", f"{name}.", f"My name is {name}."]))
+    turns.append("SYS: " + r.choice([f"Thanks, {first}. What is the {c}?", f"Could you give me the {c}?"]))
+    turns.append("USR: " + r.choice([f"The {c} is {_code(r)}.", f"It is {_code(r)}.", f"{_code(r)}"]))
+    if r.chance(40):
+        turns.append("SYS: And which address is it for?")
+        turns.append("USR: " + r.choice([f"It is {_address(r)}.", f"{_address(r)}"]))
+    turns.append("SYS: " + r.choice([f"I found it. Your new reference is {_code(r)}.",
+                                     f"Thank you. It is booked for {_time(r)} in room {1 + r.below(400)}.",
+                                     f"All set. Please bring the code {_alnum_code(r)} with you."]))
+    turns.append("USR: " + r.choice(_THANKS_USR))
+    turns.append("SYS: " + r.choice(_BYE_SYS))
+    return "\n".join(turns)
+
+
 def _fact_sentence(r: SplitMix64) -> str:
     kind = r.below(8)
     if kind == 0:
@@ -282,8 +510,9 @@ def _paragraph(r: SplitMix64) -> str:
     """2–5 sentences; question/answer pairs stand on their own lines."""
     out = ""
     prev_qa = False
+    values = r.chance(50)
     for i in range(r.below(4) + 2):
-        s = _fact_sentence(r)
+        s = _value_sentence(r) if values and r.chance(40) else _fact_sentence(r)
         qa = "\n" in s
         out += s if i == 0 else ("\n" if (qa or prev_qa) else " ") + s
         prev_qa = qa
@@ -291,10 +520,15 @@ def _paragraph(r: SplitMix64) -> str:
 
 
 def generate_documents(seed: int, n_docs: int) -> Iterator[str]:
-    """Yield ``n_docs`` documents: dialogs (about 40 %) and paragraphs of generic sentences."""
+    """Yield ``n_docs`` documents: dialogs (about 40 %, a third of them bookings with names and
+    codes) and paragraphs of generic sentences (half of the paragraphs mix in sentences with
+    numbers, codes, names and addresses)."""
     r = SplitMix64(seed)
     for _ in range(n_docs):
-        yield _dialog(r) if r.chance(40) else _paragraph(r)
+        if r.chance(40):
+            yield _booking_dialog(r) if r.chance(33) else _dialog(r)
+        else:
+            yield _paragraph(r)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class TinyRecipe:
     corpus_seed: int = 0
     n_train_docs: int = 6000
     n_heldout_docs: int = 300
-    vocab_size: int = 2048  # BPE target; the trainer may stop earlier when merges run out
+    vocab_size: int = 1792  # BPE target; the trainer may stop earlier when merges run out
     hidden_size: int = 128
     num_layers: int = 2
     num_heads: int = 4
@@ -58,7 +58,7 @@ class TinyRecipe:
     max_position_embeddings: int = 512
     block_size: int = 256
     batch_size: int = 8
-    steps: int = 160
+    steps: int = 260
     lr: float = 1e-2
     warmup_steps: int = 16
     min_lr_ratio: float = 0.1
