@@ -444,17 +444,11 @@ def _accountant(cfg: LoraFAConfig) -> dict[str, Any]:
                 "note": "noise-free LoRA-FA: no accountant ([LRP] Thm 2: the matrix mechanism is not private)"}
     note = (f"DP-SGD on B: per-example clip {cfg.clip:g}, noise multiplier {cfg.sigma:g}, sampling rate 1, "
             f"{cfg.steps} step(s), add/remove; no credit for the random A (clipping after the projection)")
-    try:
-        from .. import accounting as _acc
+    from .. import accounting as _acc
 
-        if not hasattr(_acc, "epsilon"):
-            raise ImportError("lowrankdp.accounting has no epsilon() yet")
-        eps = float(_acc.epsilon(noise_multiplier=cfg.sigma, sampling_rate=1.0, steps=cfg.steps, delta=cfg.delta,
-                                 projection="none"))
-        name = "lowrankdp.accounting (rdp, projection='none')"
-    except ImportError:
-        eps = _mx._dp_accounting_gaussian(cfg.sigma, cfg.steps, cfg.delta)
-        name = "dp_accounting RDP, plain Gaussian (fallback: lowrankdp.accounting not importable)"
+    eps = float(_acc.epsilon(noise_multiplier=cfg.sigma, sampling_rate=1.0, steps=cfg.steps, delta=cfg.delta,
+                             projection="none"))
+    name = "lowrankdp.accounting (rdp, projection='none')"
     return {"epsilon": eps, "accountant": name, "note": note}
 
 

@@ -487,35 +487,18 @@ def accountant_epsilon(
     if projection == "fixed" and difference_rank > 1:
         acc_projection = "none"
         note += " ΔV has rank > 1, outside the fixed-projection assumption: plain Gaussian accountant used."
-    try:
-        from .. import accounting as _acc  # issue 3
+    from .. import accounting as _acc
 
-        if not hasattr(_acc, "epsilon"):
-            raise ImportError("lowrankdp.accounting has no epsilon() yet")
-        kwargs = dict(noise_multiplier=z, sampling_rate=1.0, steps=releases, delta=delta)
-        eps_plain = float(_acc.epsilon(**kwargs, projection="none"))
-        if acc_projection == "none":
-            eps = eps_plain
-        else:
-            eps = float(_acc.epsilon(**kwargs, d=d, r=r, projection=acc_projection))
-            if acc_projection == "fixed":
-                note += " " + str(getattr(_acc, "FIXED_PROJECTION_ASSUMPTION", "fixed projection: rank-one ΔV independent of A"))
-        name = f"lowrankdp.accounting (rdp, projection={acc_projection!r})"
-    except ImportError:
-        eps_plain = _dp_accounting_gaussian(z, releases, delta)
+    kwargs = dict(noise_multiplier=z, sampling_rate=1.0, steps=releases, delta=delta)
+    eps_plain = float(_acc.epsilon(**kwargs, projection="none"))
+    if acc_projection == "none":
         eps = eps_plain
-        name = "dp_accounting RDP, plain Gaussian (fallback: lowrankdp.accounting not importable)"
-        note += " lowrankdp.accounting unavailable: plain Gaussian from dp_accounting, no credit for the projection."
+    else:
+        eps = float(_acc.epsilon(**kwargs, d=d, r=r, projection=acc_projection))
+        if acc_projection == "fixed":
+            note += " " + _acc.FIXED_PROJECTION_ASSUMPTION
+    name = f"lowrankdp.accounting (rdp, projection={acc_projection!r})"
     return {"epsilon": eps, "epsilon_plain": eps_plain, "accountant": name, "note": note, "noise_multiplier": z}
-
-
-def _dp_accounting_gaussian(z: float, steps: int, delta: float) -> float:
-    import dp_accounting
-    from dp_accounting import rdp
-
-    acc = rdp.RdpAccountant()
-    acc.compose(dp_accounting.GaussianDpEvent(z), steps)
-    return float(acc.get_epsilon(delta))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -40,12 +40,9 @@ def register(subparsers: Any) -> None:
 
 
 def _load(name: str, device):
-    try:
-        from ..models import load_base
-    except ImportError:  # models layer absent: plain transformers on a local path / hub id
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    """"tiny", a preset, a fine-tuning run directory, a local checkpoint or a hub id (``load_base``)."""
+    from ..models import load_base
 
-        return AutoModelForCausalLM.from_pretrained(name).eval(), AutoTokenizer.from_pretrained(name)
     return load_base(name, device=device)
 
 

@@ -1,21 +1,22 @@
 """Dataset loading and tokenisation for the fine-tuning engine.
 
-Uses ``lowrankdp.data.load_dataset`` and ``lowrankdp.data.masks.encode_with_mask`` (the Data contract).
-While those modules are not importable, a minimal reader of the same on-disk format is used and the
-fact is recorded in the run summary (``components["data"]``) — the format is the contract's, so the
-numbers are the same; only input validation is weaker.
+Thin adapter over ``lowrankdp.data.load_dataset`` and ``lowrankdp.data.masks.encode_with_mask`` (the Data
+contract): one place defines the schema and the token-sensitivity rule, and the engine only re-packs the
+encoding into right-padded tensors.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-__all__ = ["EncodedSplit", "load_records", "encode_split", "sensitive_mask_from_offsets"]
+from ..data import load_dataset
+from ..data.masks import encode_with_mask
+
+__all__ = ["EncodedSplit", "load_records", "encode_split"]
 
 
 @dataclass
@@ -35,74 +36,9 @@ class EncodedSplit:
         return int(self.attention_mask.sum())
 
 
-@dataclass
-class _FallbackRecord:
-    id: str
-    text: str
-    split: str
-    spans: tuple | None
-    canary: bool = False
-
-
-@dataclass
-class _FallbackSpan:
-    start: int
-    end: int
-    type: str
-
-
-class _FallbackDataset:
-    def __init__(self, splits: dict[str, list], meta: dict[str, Any], path: Path):
-        self.splits = splits
-        self.meta = meta
-        self.path = path
-
-    @property
-    def canary(self):
-        return self.meta.get("canary")
-
-
 def load_records(path: str | Path) -> tuple[Any, str]:
-    """Return ``(dataset, source)`` where source names the loader that was used."""
-    try:
-        from lowrankdp.data import load_dataset  # type: ignore[attr-defined]
-    except ImportError as exc:  # Data module not there yet: read the contract format directly
-        return _fallback_load(Path(path)), f"fallback reader (lowrankdp.data not importable: {exc})"
+    """Return ``(dataset, source)``; ``source`` names the loader recorded in the run summary."""
     return load_dataset(path), "lowrankdp.data.load_dataset"
-
-
-def _fallback_load(path: Path) -> _FallbackDataset:
-    splits: dict[str, list] = {}
-    for split in ("train", "valid", "test"):
-        f = path / f"{split}.jsonl"
-        if not f.is_file():
-            continue
-        rows = []
-        for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                text = d["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{f}:{i}: {exc}") from None
-            spans = d.get("spans")
-            spans = None if spans is None else tuple(_FallbackSpan(int(s["start"]), int(s["end"]), str(s["type"]))
-                                                     for s in spans)
-            rows.append(_FallbackRecord(str(d.get("id", f"{split}-{i}")), text, split, spans,
-                                        bool(d.get("canary", False))))
-        splits[split] = rows
-    meta_f = path / "meta.json"
-    meta = json.loads(meta_f.read_text()) if meta_f.is_file() else {}
-    return _FallbackDataset(splits, meta, path)
-
-
-def sensitive_mask_from_offsets(offsets: Sequence[tuple[int, int]], spans) -> list[int]:
-    """A token is sensitive if its character range overlaps a span (theory.md §6)."""
-    out = []
-    for a, b in offsets:
-        out.append(int(any(a < s.end and s.start < b for s in (spans or ())) and b > a))
-    return out
 
 
 def encode_split(tokenizer, records: Sequence[Any], *, max_length: int) -> tuple[EncodedSplit, str]:
@@ -110,18 +46,8 @@ def encode_split(tokenizer, records: Sequence[Any], *, max_length: int) -> tuple
     texts = [r.text for r in records]
     spans = [r.spans or () for r in records]
     source = "lowrankdp.data.masks.encode_with_mask"
-    try:
-        from lowrankdp.data.masks import encode_with_mask  # type: ignore[import-not-found]
-    except ImportError as exc:
-        encode_with_mask = None
-        source = f"fallback encoder (lowrankdp.data.masks not importable: {exc})"
-    if encode_with_mask is not None:
-        enc = encode_with_mask(tokenizer, texts, spans, max_length=max_length)
-        ids_l, att_l, sen_l = enc["input_ids"], enc["attention_mask"], enc["sensitive_mask"]
-    else:
-        enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
-        ids_l, att_l = enc["input_ids"], enc["attention_mask"]
-        sen_l = [sensitive_mask_from_offsets(off, sp) for off, sp in zip(enc["offset_mapping"], spans)]
+    enc = encode_with_mask(tokenizer, texts, spans, max_length=max_length)
+    ids_l, att_l, sen_l = enc["input_ids"], enc["attention_mask"], enc["sensitive_mask"]
     ids_l = [list(map(int, x)) for x in (ids_l.tolist() if hasattr(ids_l, "tolist") else ids_l)]
     att_l = [list(map(int, x)) for x in (att_l.tolist() if hasattr(att_l, "tolist") else att_l)]
     sen_l = [list(map(int, x)) for x in (sen_l.tolist() if hasattr(sen_l, "tolist") else sen_l)]

@@ -60,22 +60,12 @@ def resolve_device(config: FinetuneConfig) -> torch.device:
 
 
 def load_model(name: str, *, device: torch.device, dtype: torch.dtype):
-    """``(model, tokenizer, source)`` via ``lowrankdp.models.load_base`` (plain transformers for paths
-    and hub ids while that module is not importable). The model lands on ``device`` *before* any adapter
-    is attached (opacus #820)."""
-    try:
-        from lowrankdp.models import load_base
-    except ImportError as exc:
-        if name in ("tiny",) or name.endswith("-shape"):
-            raise RuntimeError(f"model {name!r} needs lowrankdp.models, which is not importable: {exc}") from exc
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    """``(model, tokenizer, source)`` via ``lowrankdp.models.load_base``. The model lands on ``device``
+    *before* any adapter is attached (opacus #820)."""
+    from lowrankdp.models import load_base
 
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
-        tok = AutoTokenizer.from_pretrained(name)
-        source = f"transformers.AutoModelForCausalLM (lowrankdp.models not importable: {exc})"
-    else:
-        model, tok = load_base(name, device=device, dtype=dtype)
-        source = "lowrankdp.models.load_base"
+    model, tok = load_base(name, device=device, dtype=dtype)
+    source = "lowrankdp.models.load_base"
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token
     return model, tok, source
@@ -610,31 +600,20 @@ class _Run:
             info["d"] = sorted({d_in for (_o, d_in) in proj.dims.values()})
             info["r"] = cfg.rank
             kw.update(projection=proj.mode, d=[d_in for (_o, d_in) in proj.dims.values()], r=cfg.rank)
-        try:
-            from lowrankdp import accounting
-            eps_fn = accounting.epsilon
-        except (ImportError, AttributeError) as exc:
-            eps_fn = None
-            why = f"lowrankdp.accounting not importable: {exc}"
         if steps == 0:
             info["epsilon"], info["source"] = 0.0, "no step taken"
-        elif eps_fn is not None:
+        else:
+            from lowrankdp import accounting
+
             try:
-                info["epsilon"] = float(eps_fn(**kw))
+                info["epsilon"] = float(accounting.epsilon(**kw))
                 info["source"] = "lowrankdp.accounting.epsilon"
             except Exception as exc:  # noqa: BLE001 - record, do not invent
                 info["epsilon"], info["source"] = None, f"lowrankdp.accounting.epsilon failed: {exc}"
-        elif proj is None:
-            info["epsilon"] = priv.opacus_epsilon(cfg.delta)
-            info["source"] = f"opacus {cfg.accountant} accountant ({why})"
-        else:
-            info["epsilon"], info["source"] = None, f"not computed ({why}); no fallback for projections"
         if proj is not None and proj.mode == "fixed":
-            try:
-                from lowrankdp.accounting import FIXED_PROJECTION_ASSUMPTION
-                info["assumption"] = FIXED_PROJECTION_ASSUMPTION
-            except ImportError:
-                info["assumption"] = "fixed projection: see theory.md §4.4 (rank-one, independence of A)"
+            from lowrankdp.accounting import FIXED_PROJECTION_ASSUMPTION
+
+            info["assumption"] = FIXED_PROJECTION_ASSUMPTION
             info["warning"] = (
                 "the fixed-projection epsilon assumes rank-one per-example gradients whose projected side is "
                 "independent of A; a record of k > 1 tokens gives a gradient spanning up to k input directions and "

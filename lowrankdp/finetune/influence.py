@@ -32,17 +32,11 @@ __all__ = ["retained_fraction_cdf", "measure_influence", "projector"]
 
 
 def retained_fraction_cdf(x: np.ndarray, *, d: int, r: int) -> tuple[np.ndarray, str]:
-    """CDF of Beta(r/2, (d−r)/2) from ``lowrankdp.influence`` (scipy if that module is missing)."""
-    try:
-        from lowrankdp import influence as inf  # type: ignore[attr-defined]
+    """CDF of Beta(r/2, (d−r)/2) from ``lowrankdp.influence``, with the name of its source."""
+    from lowrankdp import influence as inf
 
-        return np.asarray(inf.retained_fraction_cdf(np.asarray(x, dtype=float), d=d, r=r), dtype=float), \
-            "lowrankdp.influence.retained_fraction_cdf"
-    except (ImportError, AttributeError):
-        from scipy import stats
-
-        return stats.beta(r / 2.0, (d - r) / 2.0).cdf(np.asarray(x)), \
-            "scipy.stats.beta (lowrankdp.influence not importable)"
+    return (np.asarray(inf.retained_fraction_cdf(np.asarray(x, dtype=float), d=d, r=r), dtype=float),
+            "lowrankdp.influence.retained_fraction_cdf")
 
 
 def projector(A: torch.Tensor) -> torch.Tensor:
