@@ -42,7 +42,7 @@ DP_METHODS: tuple[str, ...] = ("dp-sgd", "dp-lora", "compressed-dp-sgd")
 #: methods that train PEFT LoRA adapters
 LORA_METHODS: tuple[str, ...] = ("lora", "lora-fa", "dp-lora")
 
-#: learning rate used when ``lr`` is None. FFT/DP-SGD: 2.5e-4 as in [RPUE] (replication.md §2);
+#: learning rate used when ``lr`` is None. FFT/DP-SGD: 2.5e-4 as in [RPUE] (docs/theory.md §8.2);
 #: adapters: 1e-3, the usual order of magnitude for LoRA (the source does not state theirs).
 DEFAULT_LR: dict[str, float] = {
     "fft": 2.5e-4,

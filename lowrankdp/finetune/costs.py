@@ -1,8 +1,8 @@
-"""Cost accounting: analytic FLOPs (theory.md §6), measured FLOPs, wall time, tokens/s, peak memory.
+"""Cost accounting: analytic FLOPs (docs/theory.md §6), measured FLOPs, wall time, tokens/s, peak memory.
 
 Analytic count per *target* token, with ``N`` = parameters that take part in a matrix multiply per token
 (every ``nn.Linear`` weight including the output head; the input embedding is a lookup and costs no
-FLOPs) — the reconstruction of [RPUE]'s ratios in theory.md §6:
+FLOPs) — the reconstruction of [RPUE]'s ratios in docs/theory.md §6:
 
 | method | formula | why |
 |---|---|---|

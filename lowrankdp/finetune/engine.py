@@ -618,7 +618,7 @@ class _Run:
                 "the fixed-projection epsilon assumes rank-one per-example gradients whose projected side is "
                 "independent of A; a record of k > 1 tokens gives a gradient spanning up to k input directions and "
                 "hidden layers' inputs depend on the training, so here the number is NOT a guarantee "
-                "(theory.md §4.4); the fresh-projection epsilon has no such caveat")
+                "(docs/theory.md §4.4); the fresh-projection epsilon has no such caveat")
         elif proj is not None:
             try:
                 from lowrankdp.accounting.events import FRESH_PROJECTION_ASSUMPTION

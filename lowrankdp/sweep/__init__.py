@@ -1,4 +1,4 @@
-"""Sweeps and reports: the replication runner (issue 7).
+"""Sweeps and reports: the replication runner.
 
 Core layer: imports without torch. Each run executes ``lowrankdp.finetune.run`` in its own child
 process (``lowrankdp.sweep.worker``), so torch is only imported there.
