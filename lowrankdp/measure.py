@@ -1,6 +1,6 @@
 """Leakage and utility measurements of a causal LM on a lowrankdp dataset (torch layer).
 
-What is measured (theory.md §6, [RPUE]; canary exposure [CTW+19]; LM membership scores as in
+What is measured (docs/theory.md §6, [RPUE]; canary exposure [CTW+19]; LM membership scores as in
 :mod:`lowrankdp.attacks.lm`):
 
 - **sensitive-token loss** on the *training* split: cross-entropy (nats) of the tokens that overlap a gold

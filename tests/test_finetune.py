@@ -242,7 +242,7 @@ def test_lora_fa_A_is_gaussian_variance_one_over_r_and_bit_identical_through_run
     A0 = {n: A.detach().clone() for n, (A, _, _, _) in lora_pairs(runner.raw_model).items()}
     entries = torch.cat([a.flatten() for a in A0.values()]).numpy()
     assert stats.kstest(entries, stats.norm(scale=1 / math.sqrt(r)).cdf).pvalue > 1e-3
-    # PEFT's default (Kaiming-uniform) would fail the same test: theory.md §5
+    # PEFT's default (Kaiming-uniform) would fail the same test: docs/theory.md §5
     s = run(cfg)
     assert s["status"] == "ok"
     ck = torch.load(Path(cfg.out_dir) / "checkpoints" / "epoch_0002.pt", weights_only=False)["params"]
@@ -418,7 +418,7 @@ def test_compressed_dp_sgd_updates_live_in_the_projection(tiny, tmp_path):
 # ------------------------------------------------------------------------------------------ influence
 def test_influence_rank_one_gradient_follows_beta_law(tiny):
     """Two-token records give rank-one gradients (one target, causal model); with an A drawn independently for
-    every record the retained fraction must follow Beta(r/2, (d-r)/2) (theory.md §1)."""
+    every record the retained fraction must follow Beta(r/2, (d-r)/2) (docs/theory.md §1)."""
     from scipy import stats
 
     from lowrankdp.finetune.influence import measure_influence, retained_fraction_cdf

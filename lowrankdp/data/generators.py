@@ -1,4 +1,4 @@
-"""Seeded generators of synthetic corpora with gold personal-data spans ([RPUE] replication, §3).
+"""Seeded generators of synthetic corpora with gold personal-data spans ([RPUE]; docs/theory.md §8.3).
 
 * ``customersim``: package-tracking customer-service dialogs (``SYS:``/``USR:`` turns, one per line).
   Personal values: ``name`` (full name, and the first name when the agent addresses the user),

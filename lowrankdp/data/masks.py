@@ -1,5 +1,5 @@
 """Character spans → per-token sensitivity masks through a fast tokenizer's offset mapping
-(``theory.md`` §6: "a token is sensitive if it overlaps a span").
+(docs/theory.md §6: "a token is sensitive if it overlaps a span").
 
 Rule (IMPORTANT, used everywhere):
     token ``[a, b)`` is sensitive iff some character ``p`` with ``a <= p < b`` lies inside a span **and

@@ -1,8 +1,8 @@
-"""Cost accounting: analytic FLOPs (theory.md §6), measured FLOPs, wall time, tokens/s, peak memory.
+"""Cost accounting: analytic FLOPs (docs/theory.md §6), measured FLOPs, wall time, tokens/s, peak memory.
 
 Analytic count per *target* token, with ``N`` = parameters that take part in a matrix multiply per token
 (every ``nn.Linear`` weight including the output head; the input embedding is a lookup and costs no
-FLOPs) — the reconstruction of [RPUE]'s ratios in theory.md §6:
+FLOPs) — the reconstruction of [RPUE]'s ratios in docs/theory.md §6:
 
 | method | formula | why |
 |---|---|---|
@@ -32,7 +32,7 @@ __all__ = ["matmul_parameter_count", "analytic_flops_per_token", "ANALYTIC_FORMU
 
 def _factor(method: str) -> int:
     """FLOPs per token per matmul weight: forward 2, backward 4 (input and weight gradients), of which adapters
-    skip the frozen weights' 2; per-example gradients (DP) add 2 (theory.md §6)."""
+    skip the frozen weights' 2; per-example gradients (DP) add 2 (docs/theory.md §6)."""
     spec = get_method(method)
     if spec.adapters is not None:
         return 4

@@ -18,7 +18,7 @@ def resolve_device(device: str | None) -> torch.device:
 
 def load_model(name: str, *, device: torch.device, dtype: torch.dtype):
     """``(model, tokenizer, source)`` via ``lowrankdp.models.load_base``. The model lands on ``device``
-    *before* any adapter is attached (opacus issue tracker #820: DP-LoRA silently broken otherwise)."""
+    *before* any adapter is attached (Opacus bug https://github.com/pytorch/opacus/issues/820: DP-LoRA silently broken otherwise)."""
     from lowrankdp.models import load_base
 
     model, tok = load_base(name, device=device, dtype=dtype)

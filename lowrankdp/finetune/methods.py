@@ -4,13 +4,13 @@
 |---|---|
 | fft, dp-sgd | every parameter |
 | lora, dp-lora | PEFT ``lora_A`` and ``lora_B`` of the target modules |
-| lora-fa, dp-lora-fa | ``lora_B`` only; ``lora_A`` frozen with i.i.d. N(0, 1/r) entries set here ([LRP]; theory.md §5) |
+| lora-fa, dp-lora-fa | ``lora_B`` only; ``lora_A`` frozen with i.i.d. N(0, 1/r) entries set here ([LRP]; docs/theory.md §5) |
 | dp-sgd-targets | the weight matrices of the target modules, no projection (compressed DP-SGD's matched baseline) |
-| compressed-dp-sgd | the weight matrices of the target modules (everything else frozen, so the projected-Gaussian accountant's assumption "every trained parameter is projected" holds; theory.md §4.2) |
+| compressed-dp-sgd | the weight matrices of the target modules (everything else frozen, so the projected-Gaussian accountant's assumption "every trained parameter is projected" holds; docs/theory.md §4.2) |
 
 The table of what each method is lives in :mod:`lowrankdp.methods`; this module implements it.
 
-The base model must already be on its device when :func:`setup_model` is called (opacus tracker #820:
+The base model must already be on its device when :func:`setup_model` is called (Opacus bug https://github.com/pytorch/opacus/issues/820:
 DP-LoRA is silently broken if the model is moved after ``get_peft_model``).
 """
 
@@ -59,7 +59,7 @@ def check_rank(spec, rank: int, layers: dict[str, nn.Linear], targets: tuple[str
 class ProjectionState:
     """Random rank-r projections for compressed DP-SGD: per weight ``W`` (d_out x d_in), ``A`` (r x d_in) with
     N(0, 1/r) entries; the noised gradient ``G`` becomes ``G AᵀA`` (= ``M(V+E)`` with ``M = AᵀA``, a Wishart
-    matrix with E[M] = I: theory.md §4, mechanism M2). Post-processing of ``A(V+E)``, so the projected-Gaussian
+    matrix with E[M] = I: docs/theory.md §4, mechanism M2). Post-processing of ``A(V+E)``, so the projected-Gaussian
     accountant applies. ``fresh``: new A every step; ``fixed``: one A per matrix for the whole run."""
 
     mode: str
@@ -94,7 +94,7 @@ class ProjectionState:
 
     @property
     def d(self) -> int:
-        """Accountant dimension: the smallest projected input dimension (worst case, theory.md §4.2)."""
+        """Accountant dimension: the smallest projected input dimension (worst case, docs/theory.md §4.2)."""
         return min(int(p.shape[1]) for p in self.params.values())
 
     def state_dict(self) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def setup_model(model: nn.Module, config, *, generator_seed: int) -> MethodSetup
     with torch.no_grad():
         for name, (A, B, _, _) in pairs.items():
             if spec.adapters == "lora-fa":
-                # entries N(0, 1/r): std 1/sqrt(r) (theory.md §5: PEFT's inits do not give variance 1/r)
+                # entries N(0, 1/r): std 1/sqrt(r) (docs/theory.md §5: PEFT's inits do not give variance 1/r)
                 A.copy_((torch.randn(A.shape, generator=gen) / config.rank ** 0.5).to(A.dtype))
                 A.requires_grad_(False)
             if config.lora_b_init_std > 0:

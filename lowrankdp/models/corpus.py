@@ -1,6 +1,6 @@
 """Neutral pretraining text for the embedded tiny model, generated deterministically.
 
-The text must contain none of the fine-tuning records (replication.md §4), so it is generated
+The text must contain none of the fine-tuning records (docs/theory.md §8.4), so it is generated
 from our own grammar: customer-service dialogs about opening hours, shipping, returns, product
 care and bookings, plus short generic sentences built from a fixed table of neutral facts
 (colours, animal sounds, opposites, counts, a small fictional geography, small sums).

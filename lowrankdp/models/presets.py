@@ -1,4 +1,4 @@
-"""Public Pythia shapes with random weights, for efficiency runs at true scale (replication.md §4).
+"""Public Pythia shapes with random weights, for efficiency runs at true scale (docs/theory.md §8.4).
 
 | preset              | layers | hidden | heads | parameters (computed) |
 |---------------------|--------|--------|-------|-----------------------|

@@ -84,7 +84,7 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 # Width (hidden size) of the narrowest adapted layer, for "rank larger than the layer" checks
 # before any model is built. GPT-NeoX attention and MLP matrices are hidden×{1,3,4}·hidden, so
-# a rank above the hidden size cannot be realised. Shapes from replication.md §4.
+# a rank above the hidden size cannot be realised. Shapes from docs/theory.md §8.4.
 _KNOWN_WIDTHS: dict[str, int] = {
     "pythia-70m": 512,
     "pythia-160m": 768,

@@ -1,7 +1,7 @@
 """Sweep report: a self-contained HTML page (figures as base64 PNG, no external assets) and a
 Markdown file, drawn only from the stored results of a sweep directory — nothing is retrained.
 
-Sections (replication.md §1, §6; anchors.md item 6):
+Sections (docs/theory.md §8.1, §8.6, §9.3):
 
 1. privacy (sensitive-token training loss, higher = more private) and utility (non-sensitive test
    loss, lower = better) per method over epochs, and the privacy–utility trajectory;
@@ -11,7 +11,7 @@ Sections (replication.md §1, §6; anchors.md item 6):
    allows (``lowrankdp.metrics.epsilon_roc_curve``) on the same axes;
 5. ε vs rank for the projection accountants (``lowrankdp.accounting.epsilon``, projection
    none/fresh/fixed) at the sweep's noise, sampling rate and steps — theory, labelled as such;
-6. the expected outcomes of replication.md §6, each marked holds / does not hold / not measured, and
+6. the expected outcomes of docs/theory.md §8.6, each marked holds / does not hold / not measured, and
    the memorisation gap (``memorization_gap_token``: test − train sensitive-token loss) per method;
 7. a table of every run (status, last-epoch measures including the memorisation gap, and reason).
 
@@ -381,7 +381,7 @@ def _cost_value(r: RunResult, key: str, cumulative: bool | None) -> float | None
 
 def fig_costs(runs: Sequence[RunResult], labels: dict[str, str]) -> tuple[_Fig, dict[str, Any]]:
     title = "Cost per method"
-    caption = ("Analytic training FLOPs per token (replication.md §6 count: FFT ≈ 6N, LoRA ≈ 4N, DP-SGD ≈ 8N), "
+    caption = ("Analytic training FLOPs per token (docs/theory.md §6 count: FFT ≈ 6N, LoRA ≈ 4N, DP-SGD ≈ 8N), "
                "FLOPs per token measured by the profiler where stored, and measured training wall time "
                "(excluding per-epoch measurements), side by side. Ratios DP-SGD/FFT and DP-SGD/LoRA of "
                "each quantity are in the panel titles.")
@@ -641,7 +641,7 @@ def fig_eps_rank(rows, notes, settings, grid_ranks) -> _Fig:
 
 
 def expected_outcomes(runs: Sequence[RunResult], ratios: dict[str, Any]) -> list[dict[str, str]]:
-    """replication.md §6, checked on the stored results (per method: mean over its ok runs)."""
+    """docs/theory.md §8.6, checked on the stored results (per method: mean over its ok runs)."""
     ok = [r for r in runs if r.status == "ok"]
 
     def final(path):
@@ -923,7 +923,7 @@ def write_report(sweep_dir: str | os.PathLike, *, out: str | os.PathLike | None 
         if f.key == "eps_rank" and rows:
             parts.append(_html_table(*_eps_pivot(rows)))
     k = len(figs) + 1
-    parts.append(f"<h2>{k}. Expected outcomes (replication.md §6) on these results</h2>")
+    parts.append(f"<h2>{k}. Expected outcomes (docs/theory.md §8.6) on these results</h2>")
     crow = "".join(
         f"<tr><td>{html.escape(c['claim'])}</td><td class='"
         f"{'holds' if c['verdict'] == 'holds' else 'fails' if c['verdict'] == 'does not hold' else 'nm'}'>"
@@ -949,7 +949,7 @@ def write_report(sweep_dir: str | os.PathLike, *, out: str | os.PathLike | None 
         md += [f.caption, ""]
         if f.key == "eps_rank" and rows:
             md += [_md_table(*_eps_pivot(rows)), ""]
-    md += [f"## {k}. Expected outcomes (replication.md §6) on these results", "",
+    md += [f"## {k}. Expected outcomes (docs/theory.md §8.6) on these results", "",
            _md_table(["claim", "verdict", "numbers"], [[c["claim"], c["verdict"], c["detail"]] for c in checks]), "",
            f"## {k + 1}. Every run", "", _md_table(head, table), ""]
     md_path = out_dir / "report.md"
