@@ -100,6 +100,7 @@ def execute_one(payload: dict[str, Any]) -> dict[str, Any]:
     run_dir.mkdir(parents=True)
     ctx = process_context(payload["runner"])
     child = {k: payload[k] for k in ("config", "runner", "run_dir", "threads")}
+    child["driver_pid"] = os.getpid()
     child["env"] = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"))
     t0 = time.time()
     proc = ctx.Process(target=child_main, args=(child,), name=f"lowrankdp-run-{payload['name']}")

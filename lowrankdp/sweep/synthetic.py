@@ -78,6 +78,9 @@ def synthetic_run(config: dict[str, Any]) -> RunRecord:
     cfg = {k: v for k, v in config.items() if k != "out_dir"}
     rng = np.random.default_rng(int(config.get("seed", 0)) + 17)
     sleep = float(os.environ.get("LOWRANKDP_SYNTH_EPOCH_S", "0") or 0)
+    from ..provenance import provenance
+
+    prov = provenance()
     t0 = time.time()
     epochs: list[EpochMetrics] = []
     for epoch in range(0, int(config.get("epochs", 3)) + 1):
@@ -85,9 +88,9 @@ def synthetic_run(config: dict[str, Any]) -> RunRecord:
             time.sleep(sleep)
         epochs.append(_epoch(method, config, epoch, rng))
         status = RunStatus.RUNNING
-        write_record(out, RunRecord(method=method, status=status, config=cfg, provenance={}, epochs=tuple(epochs),
+        write_record(out, RunRecord(method=method, status=status, config=cfg, provenance=prov, epochs=tuple(epochs),
                                     synthetic=True, wall_time_s=time.time() - t0))
-    rec = RunRecord(method=method, status=RunStatus.OK, config=cfg, provenance={}, epochs=tuple(epochs),
+    rec = RunRecord(method=method, status=RunStatus.OK, config=cfg, provenance=prov, epochs=tuple(epochs),
                     synthetic=True, wall_time_s=time.time() - t0)
     write_record(out, rec)
     return rec

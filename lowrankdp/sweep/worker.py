@@ -5,8 +5,8 @@ the sweep down. The processes are forked from a multiprocessing *fork server* th
 libraries (torch, transformers, peft, opacus and the engine) once, so a run does not pay the import again; the
 sweep driver itself stays torch-free. Inside the child:
 
-1. the kernel is asked to kill it if its parent dies (``PR_SET_PDEATHSIG``, Linux), so a killed sweep leaves no
-   orphan still writing into a run directory;
+1. it ends itself when the sweep driver is gone (a watcher thread on the driver's pid; its parent, the fork
+   server, also gets ``PR_SET_PDEATHSIG``), so a killed sweep leaves no orphan still writing into a run directory;
 2. stdout and stderr go to ``RUN_DIR/log.txt``; the environment is the driver's at submission time;
 3. the run function registered under the config's runner name (``lowrankdp.sweep.config.RUNNERS``) is called;
 4. if it raised or returned without a finished ``result.json``, a failed record with the reason is written.
@@ -65,6 +65,27 @@ def _die_with_parent() -> None:
         pass
 
 
+def _watch_driver(pid: int) -> None:
+    """End this process when the sweep driver is gone. The run's parent is the fork server, so the kernel's
+    parent-death signal alone does not cover a killed driver: a daemon thread polls the driver's pid."""
+    import threading
+    import time
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    def loop() -> None:
+        while alive():
+            time.sleep(0.2)
+        os._exit(137)
+
+    threading.Thread(target=loop, name="lowrankdp-driver-watch", daemon=True).start()
+
+
 def _redirect_output(log: Path) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
@@ -108,6 +129,7 @@ def _call(runner: str, config: dict[str, Any], run_dir: Path) -> None:
 def child_main(payload: dict[str, Any]) -> None:
     """Entry point of one run's process (multiprocessing target)."""
     _die_with_parent()
+    _watch_driver(payload["driver_pid"])
     os.environ.clear()
     os.environ.update(payload["env"])
     run_dir = Path(payload["run_dir"])
