@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .presets import PRESETS, preset_config
-from .tiny import DEFAULT_RECIPE, TinyRecipe, build_tiny
+from .recipe import DEFAULT_RECIPE, TinyRecipe
+from .tiny import build_tiny, check_cached_model, corrupt_message
 
 __all__ = ["load_base", "load_tiny_tokenizer", "describe_base", "resolve_run_dir", "BUILTIN_NAMES"]
 
@@ -52,7 +53,32 @@ def load_tiny_tokenizer(*, cache_dir=None, recipe: TinyRecipe = DEFAULT_RECIPE):
     """The embedded tokenizer alone (builds the tiny model first if it is not cached)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(build_tiny(recipe, cache_dir=cache_dir))
+    path = build_tiny(recipe, cache_dir=cache_dir)
+    check_cached_model(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # any failure to parse a cached file means the cache entry is corrupt
+        raise ValueError(corrupt_message(path, _first_line(exc))) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _load_tiny(*, cache_dir, device, dtype):
+    from transformers import AutoTokenizer, GPTNeoXForCausalLM
+
+    path = build_tiny(cache_dir=cache_dir)
+    check_cached_model(path)
+    try:
+        model = GPTNeoXForCausalLM.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # truncated safetensors, bad JSON, ...: the cache entry is corrupt
+        raise ValueError(corrupt_message(path, _first_line(exc))) from exc
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer
 
 
 def _load_preset(name: str, *, cache_dir, device, dtype, seed: int):
@@ -165,15 +191,7 @@ def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, devic
     name = os.fspath(name_or_path)
     dtype = _dtype(dtype)
     if name == "tiny":
-        from transformers import AutoTokenizer, GPTNeoXForCausalLM
-
-        path = build_tiny(cache_dir=cache_dir)
-        model = GPTNeoXForCausalLM.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        if device is not None:
-            model = model.to(device)
-        model.eval()
-        return model, tokenizer
+        return _load_tiny(cache_dir=cache_dir, device=device, dtype=dtype)
     if name in PRESETS:
         return _load_preset(name, cache_dir=cache_dir, device=device, dtype=dtype, seed=seed)
     exported = resolve_run_dir(name)
@@ -185,7 +203,8 @@ def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, devic
 def describe_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None) -> dict[str, Any]:
     """Metadata without loading weights where possible (used by ``lowrankdp model info``)."""
     from .presets import parameter_count
-    from .tiny import read_metadata, tiny_path
+    from .recipe import tiny_path
+    from .tiny import read_metadata
 
     name = os.fspath(name_or_path)
     if name == "tiny":
