@@ -324,16 +324,20 @@ def _ordering_finding(fft: list[RunEntry], lora: list[RunEntry], dp: list[RunEnt
     eq = f"{eq_l + eq_d} of {len(d_lora) + len(d_dp)} runs at equal utility (others vs FFT's last epoch)"
     numbers = (("LoRA − FFT (nats, equal utility)", e1.fmt() if e1 else "—"),
                ("DP-SGD − LoRA (nats)", e2.fmt() if e2 else "—"), ("matched", eq))
-    reason = f"{_why(e1, 'LoRA − FFT')}; {_why(e2, 'DP-SGD − LoRA')}"
+    reason = (f"LoRA more private than FFT: {direction(e1).value}; DP-SGD more private than LoRA: "
+              f"{direction(e2).value}" if e1 and e2 else "no run pair shares a seed")
+    if e1 and e2 and (e1.lo is None or e2.lo is None):
+        reason += " (one seed: no interval)"
     return Finding(f"{describe_cell(lora[0])} | {describe_cell(dp[0])}", verdict, numbers, reason)
 
 
 def claim_rpue_ordering(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[RPUE] (arXiv:2502.13313v2 §5): sensitive-token training loss FFT < LoRA < DP-SGD at equal utility.
+    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §8.1, §8.6): sensitive-token training loss FFT < LoRA < DP-SGD,
+    here at equal utility (docs/theory.md §8.7).
     Each run's base-subtracted sensitive loss is compared with FFT's trajectory at the same utility loss."""
     findings = [_ordering_finding(*t) for t in _triples(runs)]
     return _result("rpue_ordering", "Sensitive-token loss FFT < LoRA < DP-SGD at equal utility",
-                   "[RPUE] arXiv:2502.13313v2 §5", findings,
+                   "[RPUE] arXiv:2502.13313v2; docs/theory.md §8.6", findings,
                    "needs finished FFT, LoRA and DP-SGD runs of one dataset, model and number of epochs")
 
 
@@ -348,16 +352,16 @@ def _closeness_finding(fft: list[RunEntry], lora: list[RunEntry], dp: list[RunEn
                ("DP-SGD − FFT (nats)", (estimate(d_dp.values()) or Estimate(math.nan, None, None, 0, "")).fmt()),
                ("|LoRA−FFT| − |LoRA−DP-SGD|", e.fmt() if e else "—"))
     return Finding(f"{describe_cell(lora[0])} | {describe_cell(dp[0])}", direction(e) if to_dp else
-                   Verdict.NOT_TESTABLE, numbers, _why(e, "closer to DP-SGD than to FFT by") if to_dp
+                   Verdict.NOT_TESTABLE, numbers, _why(e, "|LoRA−FFT| − |LoRA−DP-SGD|") if to_dp
                    else "no seed shared by the LoRA and DP-SGD runs")
 
 
 def claim_lora_close_to_dp(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[RPUE] (arXiv:2502.13313v2 §5): LoRA is about as private as DP-SGD — at equal utility, LoRA's
+    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §8.1): LoRA is about as private as DP-SGD — at equal utility, LoRA's
     sensitive-token loss is closer to DP-SGD's than to FFT's."""
     findings = [_closeness_finding(*t) for t in _triples(runs)]
     return _result("lora_close_to_dp", "LoRA about as private as DP-SGD (closer to DP-SGD than to FFT, equal "
-                   "utility)", "[RPUE] arXiv:2502.13313v2 §5", findings,
+                   "utility)", "[RPUE] arXiv:2502.13313v2; docs/theory.md §8.1", findings,
                    "needs finished FFT, LoRA and DP-SGD runs of one dataset, model and number of epochs")
 
 
@@ -386,21 +390,21 @@ def _fmt_est(e: Estimate | None) -> str:
 
 
 def claim_compressed_vs_targets(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[LRP] (arXiv:2601.21719v1 §5, docs/theory.md §4): at equal ε, compressed DP-SGD (projection credit →
+    """[LRP] (arXiv:2601.21719v1; docs/theory.md §4, §8.1): at equal ε, compressed DP-SGD (projection credit →
     less noise) reaches a lower utility loss than DP-SGD on the same matrices (``dp-sgd-targets``)."""
     findings = [_utility_finding(a, b) for a, b in
                 _cell_pairs(runs, "compressed-dp-sgd", "dp-sgd-targets", same_level=True)]
     return _result("compressed_vs_targets", "Equal ε: compressed DP-SGD has better utility than DP-SGD on the "
-                   "same matrices", "[LRP] arXiv:2601.21719v1 §5", findings,
+                   "same matrices", "[LRP] arXiv:2601.21719v1; docs/theory.md §8.1", findings,
                    "needs finished compressed-dp-sgd and dp-sgd-targets runs at the same target ε")
 
 
 def claim_compressed_vs_lora_fa(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[LRP] (arXiv:2601.21719v1 §5): at equal ε, compressed DP-SGD vs DP-LoRA-FA (its comparator) on utility."""
+    """[LRP] (arXiv:2601.21719v1; docs/theory.md §8.7): at equal ε, compressed DP-SGD vs DP-LoRA-FA (its comparator) on utility."""
     findings = [_utility_finding(a, b) for a, b in
                 _cell_pairs(runs, "compressed-dp-sgd", "dp-lora-fa", same_level=True)]
     return _result("compressed_vs_lora_fa", "Equal ε: compressed DP-SGD has better utility than DP-LoRA-FA",
-                   "[LRP] arXiv:2601.21719v1 §5", findings,
+                   "[LRP] arXiv:2601.21719v1; docs/theory.md §8.1", findings,
                    "needs finished compressed-dp-sgd and dp-lora-fa runs at the same target ε")
 
 
@@ -464,7 +468,7 @@ def _flops_finding(ctx_runs: list[RunEntry], num: str, den: str, claimed: float)
 
 
 def claim_flops(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[RPUE] (arXiv:2502.13313v2 §4; docs/theory.md §6): DP-SGD costs ≈ 1.33× FFT and ≈ 2× LoRA in FLOPs per
+    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §6, §8.6): DP-SGD costs ≈ 1.33× FFT and ≈ 2× LoRA in FLOPs per
     token, judged on the profiler's measured FLOPs with the analytic count beside."""
     findings = []
     for ctx in group_by([r for r in runs if r.ok], context_key).values():
@@ -473,7 +477,7 @@ def claim_flops(runs: Sequence[RunEntry]) -> ClaimResult:
             if f is not None:
                 findings.append(f)
     return _result("flops", "FLOPs per token: DP-SGD ≈ 1.33× FFT and ≈ 2× LoRA (measured)",
-                   "[RPUE] arXiv:2502.13313v2 §4", findings, "needs finished DP-SGD and FFT or LoRA runs")
+                   "[RPUE] arXiv:2502.13313v2; docs/theory.md §6", findings, "needs finished DP-SGD and FFT or LoRA runs")
 
 
 @functools.lru_cache(maxsize=256)
@@ -541,12 +545,12 @@ def _audit_finding(r: RunEntry, a: dict[str, Any]) -> Finding:
 
 
 def claim_audit_below_accountant(runs: Sequence[RunEntry]) -> ClaimResult:
-    """No audited ε (one-run audit, Steinke, Nasr and Jagielski arXiv:2305.08846v1) exceeds the accountant's ε,
+    """No audited ε (one-run audit, Steinke, Nasr and Jagielski, arXiv:2305.08846v1; docs/theory.md §9.4) exceeds the accountant's ε,
     judged only at the accountant's δ and where the audit's canaries could certify more than that ε."""
     findings = [_audit_finding(r, a) for r in runs if r.ok and r.private and r.privacy is not None
                 and r.privacy.epsilon is not None for a in r.audits]
     return _result("audit_below_accountant", "No audited ε exceeds the accountant's ε",
-                   "arXiv:2305.08846v1 §3", findings, "no finished DP run stores a privacy audit")
+                   "arXiv:2305.08846v1; docs/theory.md §9.4", findings, "no finished DP run stores a privacy audit")
 
 
 CLAIMS: tuple[Callable[[Sequence[RunEntry]], ClaimResult], ...] = (

@@ -1,6 +1,6 @@
 """Render the report as HTML (self-contained: figures as base64 PNG, no scripts, no external assets) and Markdown.
 
-The page is built once as a list of blocks (heading, paragraph, table, figure, preformatted text) holding plain
+The page is built once as a list of blocks (heading, paragraph, table, figure) holding plain
 text; the two writers escape EVERY text value where they emit it (``html.escape`` for HTML; HTML entities plus
 ``|`` and newlines for Markdown), so a value from a config, a run name, a provenance date or a failure reason can
 never inject markup.
@@ -24,7 +24,7 @@ __all__ = ["Block", "build_blocks", "to_html", "to_markdown"]
 
 @dataclass(frozen=True)
 class Block:
-    """kind: "h1", "h2", "p", "note", "banner", "caption", "table", "figure", "pre"."""
+    """kind: "h1", "h2", "h3", "p", "note", "banner", "caption", "table", "figure"."""
 
     kind: str
     text: str = ""
@@ -70,17 +70,25 @@ def _meta_line(data: SweepData) -> str:
 
 def _claim_blocks(claims: Sequence[ClaimResult]) -> list[Block]:
     summary = tuple((c.title, c.source or "—", c.verdict.value, c.reason) for c in claims)
-    out = [Block("h2", "Claims"),
-           Block("caption", "Each claim is judged per comparison of like with like (same dataset, model, epochs, "
-                            "rank, α, target ε or σ, learning rate; seeds are the replicates, 95 % intervals). "
-                            "holds / does not hold: the interval is on one side of 0; inconclusive: it contains 0 "
-                            "or there is one seed; not testable: the stored results cannot decide (reason given)."),
-           Block("table", head=("claim", "source", "verdict", "why"), rows=summary)]
-    rows = tuple((c.title, f.setting, f.verdict.value, "; ".join(f"{k}: {v}" for k, v in f.numbers), f.reason)
-                 for c in claims for f in c.findings)
-    if rows:
-        out += [Block("h2", "Claims in detail"),
-                Block("table", head=("claim", "comparison", "verdict", "numbers", "why"), rows=rows)]
+    return [Block("h2", "Claims"),
+            Block("caption", "Each claim is judged per comparison of like with like (same dataset, model, epochs, "
+                             "rank, α, target ε or σ, learning rate; seeds are the replicates, 95 % intervals). "
+                             "holds / does not hold: the interval is on one side of 0; inconclusive: it contains 0 "
+                             "or there is one seed; not testable: the stored results cannot decide (reason given). "
+                             "Every comparison is listed under “Claims in detail” at the end."),
+            Block("table", head=("claim", "source", "verdict", "comparisons"), rows=summary)]
+
+
+def _detail_blocks(claims: Sequence[ClaimResult]) -> list[Block]:
+    out = [Block("h2", "Claims in detail")]
+    for c in claims:
+        out.append(Block("h3", f"{c.title}: {c.verdict.value}"))
+        if not c.findings:
+            out.append(Block("caption", c.reason))
+            continue
+        rows = tuple((f.setting, f.verdict.value, "; ".join(f"{k}: {v}" for k, v in f.numbers), f.reason)
+                     for f in c.findings)
+        out.append(Block("table", head=("comparison", "verdict", "numbers", "why"), rows=rows))
     return out
 
 
@@ -164,8 +172,12 @@ def build_blocks(data: SweepData, title: str, claims: Sequence[ClaimResult], fig
         blocks += [Block("h2", f.title), Block("figure", figure=f)]
         blocks += [Block("note", n) for n in f.notes] + [Block("caption", f.caption)]
     blocks += _table_blocks(data.runs, attack)
-    prov = data.sweep.get("provenance", {})
-    blocks += [Block("h2", "Provenance"), Block("pre", json.dumps(prov, indent=1, default=str))]
+    blocks += _detail_blocks(claims)
+    prov = data.sweep.get("provenance") if isinstance(data.sweep.get("provenance"), dict) else {}
+    rows = tuple((str(k), v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in prov.items())
+    blocks += [Block("h2", "Provenance"),
+               Block("caption", "Of the sweep driver; each run's own provenance is in its result.json."),
+               Block("table", head=("key", "value"), rows=rows)]
     return blocks
 
 
@@ -174,7 +186,7 @@ def build_blocks(data: SweepData, title: str, claims: Sequence[ClaimResult], fig
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1320px;margin:24px auto;padding:0 16px;
 color:#222;line-height:1.45}
-h1{font-size:24px;margin-bottom:4px} h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h1{font-size:24px;margin-bottom:4px} h3{font-size:15px;margin-top:20px} h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555;font-size:13px} .caption{color:#444;font-size:13.5px;max-width:1100px}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px;font-size:13px;margin:8px 0}
 .banner{background:#fde2e2;border:2px solid #c00;padding:10px;font-weight:bold}
@@ -183,7 +195,6 @@ table{border-collapse:collapse;font-size:12.5px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f3f3}
 td.v-holds{color:#1a7f37;font-weight:bold} td.v-does-not-hold{color:#c00;font-weight:bold}
 td.v-inconclusive{color:#9a6700} td.v-not-testable{color:#888}
-pre{background:#f7f7f7;padding:8px;font-size:12px;overflow-x:auto}
 """
 
 _VERDICTS = {v.value for v in Verdict}
@@ -196,7 +207,7 @@ def _html_cell(x: str) -> str:
 
 def _html_block(b: Block) -> str:
     e = html.escape
-    if b.kind in ("h1", "h2"):
+    if b.kind in ("h1", "h2", "h3"):
         return f"<{b.kind}>{e(b.text)}</{b.kind}>"
     if b.kind == "table":
         head = "".join(f"<th>{e(h)}</th>" for h in b.head)
@@ -207,8 +218,6 @@ def _html_block(b: Block) -> str:
         if f is None or f.png is None:
             return "<p class='note'>Not drawn: no stored values.</p>"
         return f"<img alt='{e(f.title)}' src='data:image/png;base64,{base64.b64encode(f.png).decode()}'>"
-    if b.kind == "pre":
-        return f"<pre>{e(b.text)}</pre>"
     cls = {"p": "meta", "note": "note", "banner": "banner", "caption": "caption"}.get(b.kind, "caption")
     return f"<p class='{cls}'>{e(b.text)}</p>"
 
@@ -229,6 +238,8 @@ def _md_block(b: Block) -> list[str]:
         return [f"# {md_escape(b.text)}", ""]
     if b.kind == "h2":
         return [f"## {md_escape(b.text)}", ""]
+    if b.kind == "h3":
+        return [f"### {md_escape(b.text)}", ""]
     if b.kind == "table":
         lines = ["| " + " | ".join(md_escape(h) for h in b.head) + " |", "|" + "---|" * len(b.head)]
         return lines + ["| " + " | ".join(md_escape(x) for x in row) + " |" for row in b.rows] + [""]
@@ -237,8 +248,6 @@ def _md_block(b: Block) -> list[str]:
         if f is None or f.png is None:
             return ["_Not drawn: no stored values._", ""]
         return [f"![{md_escape(f.title)}](report_figures/{f.key}.png)", ""]
-    if b.kind == "pre":
-        return ["```", b.text.replace("```", "'''"), "```", ""]
     prefix = {"note": "> ", "banner": "> **", "caption": ""}.get(b.kind, "")
     suffix = "**" if b.kind == "banner" else ""
     return [f"{prefix}{md_escape(b.text)}{suffix}", ""]
