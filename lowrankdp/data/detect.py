@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable, Sequence
 
-from .schema import Record, Span
+from .records import Record, Span
 
 __all__ = ["detect_spans", "score_detector", "DETECTOR_TYPES", "format_score_table"]
 
@@ -219,6 +219,10 @@ def score_detector(dataset: Any, *, splits: Sequence[str] | None = None,
     "types": {type: {"n_gold", "n_pred", "exact": {precision, recall, f1}, "overlap": {...}}},
     "micro": {...same...}, "characters": {precision, recall, f1}, "definitions": str}``.
     """
+    from .._validate import check_int
+
+    if max_records is not None:
+        max_records = check_int("max_records", max_records, minimum=1)
     det = detector or detect_spans
     records: Iterable[Record] = dataset.records(splits) if hasattr(dataset, "records") else dataset
     counts: dict[str, dict[str, int]] = {}
