@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .schema import Span
+from .records import Span
 
 __all__ = ["token_sensitivity_mask", "token_span_types", "char_sensitivity", "encode_with_mask"]
 
