@@ -505,6 +505,9 @@ def accountant_epsilon(
 # End-to-end attack.
 
 
+_SIGMA_MIN, _SIGMA_MAX = 1e-6, 1e6
+
+
 @dataclass(frozen=True)
 class MatrixAttackConfig:
     """One membership attack on the matrix mechanism. Validated on construction (``ValueError`` naming the field)."""
@@ -546,6 +549,11 @@ class MatrixAttackConfig:
             raise ValueError(f"sigma must be 0 for mechanism 'noise_free', got {sigma} (use 'm1' or 'm2')")
         if mechanism != "noise_free" and sigma == 0.0:
             raise ValueError(f"sigma must be > 0 for mechanism {mechanism!r}, got 0 (use 'noise_free')")
+        if mechanism != "noise_free" and not (_SIGMA_MIN <= sigma <= _SIGMA_MAX):
+            # The query's columns are unit vectors (sensitivity ≤ 2): outside this range σ² under/overflows in
+            # the likelihood ratio and the accountant, and the answer is already that of the limit.
+            raise ValueError(f"sigma must be in [{_SIGMA_MIN:g}, {_SIGMA_MAX:g}] for mechanism {mechanism!r} "
+                             f"(0 = noise-free), got {sigma:g}")
         for name, value in dict(d=d, r=r, columns=columns, mechanism=mechanism, sigma=sigma, projection=projection,
                                 releases=releases, distinguisher=dist, kind=kind, rho=rho, trials=trials,
                                 delta=delta, seed=seed, n_bootstrap=n_bootstrap).items():
