@@ -59,7 +59,7 @@ SETTINGS = {
     "dry": [{"model": "tiny", "dtype": "bfloat16", "batch": 2, "length": 32, "rank": 4, "steps": 1, "rehearsal": True}],
 }
 
-# (row, baseline row, ratio key, largest allowed ratio): the step-time targets of issue 6, checked on GPU rows.
+# (row, baseline row, ratio key, largest allowed ratio): the published step-time targets, checked on GPU rows.
 # Published figures for comparison: ghost clipping about 1.19x FFT, DP-LoRA about 1.12x LoRA.
 TARGETS = [
     ("dp-lora (ghost)", "lora", "time_vs_lora", 1.2),

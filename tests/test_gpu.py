@@ -26,7 +26,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("opacus")
 
-from lowrankdp.finetune import METHODS, FinetuneConfig, StepRunner, load_model, read_metrics, run  # noqa: E402
+from lowrankdp.finetune import FinetuneConfig, StepRunner, load_model, run  # noqa: E402
+from lowrankdp.methods import METHOD_NAMES as METHODS  # noqa: E402
+from lowrankdp.methods import METHODS as METHOD_SPECS  # noqa: E402
+from lowrankdp.results import read_record  # noqa: E402
+
+
+def read_metrics(run_dir):
+    return [e.to_dict() for e in read_record(run_dir).epochs]
 
 DEVICE = os.environ.get("LOWRANKDP_GPU_TEST_DEVICE", "cuda")
 REHEARSAL = DEVICE == "cpu" and os.environ.get("LOWRANKDP_GPU_TEST_FULL") != "1"
@@ -69,23 +76,24 @@ def _cfg(data, out, method, **kw):
 # ------------------------------------------------------------------------------------------ every method
 @pytest.mark.parametrize("method,dtype", METHOD_DTYPE)
 def test_every_method_trains_on_the_device(tiny_base_path, data, tmp_path, method, dtype):
-    s = run(_cfg(data, tmp_path / "run", method, dtype=dtype))
-    assert s["status"] == "ok", s.get("reason")
+    s = run(_cfg(data, tmp_path / "run", method, dtype=dtype, measure=True, exposure_max_candidates=20,
+                 extra={"measure_kwargs": {"n_bootstrap": 10}}))
+    assert s.status.value == "ok", s.reason
     lines = read_metrics(tmp_path / "run")
     assert [x["epoch"] for x in lines] == [0, 1]
     costs = lines[1]["costs"]
     assert costs["device"].startswith(DEVICE) and costs["dtype"] == dtype
     assert costs["steps"] > 0 and costs["tokens"] > 0
-    for key in ("train_loss", "eval_loss"):
-        assert math.isfinite(lines[1][key]), (key, lines[1][key])
-    assert lines[1]["train_loss"] != lines[0]["train_loss"]  # something trained
+    assert math.isfinite(lines[1]["train_loss"])
+    u0, u1 = lines[0]["measurements"]["utility_loss"], lines[1]["measurements"]["utility_loss"]
+    assert math.isfinite(u1) and u1 != u0  # something trained (losses come from measure_all)
     peak = costs["peak_memory"]
     assert peak["bytes"] > 0
     if DEVICE.startswith("cuda"):
         assert peak["kind"] == "cuda_max_allocated"
         assert costs["measured_flops_per_token"] > 0
     eps = lines[1]["privacy"]["epsilon"]
-    if method in ("dp-sgd", "dp-lora", "compressed-dp-sgd"):
+    if METHOD_SPECS[method].private:
         assert isinstance(eps, float) and 0 < eps < math.inf
         assert costs["grad_sample_mode"] in ("ghost", "hooks")
     else:
@@ -207,8 +215,8 @@ def test_seeded_dp_run_is_reproducible_on_the_device(tiny_base_path, data, tmp_p
                 out = tmp_path / f"run{i}"
                 s = run(_cfg(data, out, "dp-sgd", seed=3, epochs=1 if REHEARSAL else 2, checkpoint="last",
                              noise_multiplier=1.0))
-                assert s["status"] == "ok", s.get("reason")
-                runs.append((read_metrics(out), load_file(str(out / s["model_dir"] / "model.safetensors"))))
+                assert s.status.value == "ok", s.reason
+                runs.append((read_metrics(out), load_file(str(out / s.model_dir / "model.safetensors"))))
     finally:
         torch.use_deterministic_algorithms(det, warn_only=warn_only)
     nondet = sorted({str(w.message).split(" does not have a deterministic")[0][:80] for w in caught

@@ -49,16 +49,14 @@ def _num(x) -> float | None:
     return float(x)
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
+def _epoch_dicts(run_dir: Path) -> list[dict[str, Any]]:
+    """The evaluations of a run's result.json as plain dicts (none if the file is missing or torn)."""
+    from lowrankdp.results import ResultError, read_record
+
+    try:
+        return [e.to_dict() for e in read_record(run_dir).epochs]
+    except ResultError:
         return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue  # a torn last line of a run that was cut
-    return out
 
 
 def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -72,7 +70,7 @@ def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     rows = []
     for r in RunIndex(index).rows():
         cfg = r["config"]
-        lines = _read_lines(sweep / r["run_dir"] / "metrics.jsonl")
+        lines = _epoch_dicts(sweep / r["run_dir"])
         first, last = (lines[0], lines[-1]) if lines else ({}, {})
         m = last.get("measurements") or {}
         b = first.get("measurements") or {}
