@@ -138,6 +138,7 @@ class Privacy:
     target_epsilon: float | None = None
     privacy_unit: str = "record"
     source: str = ""
+    opacus_epsilon: float | None = None  # opacus's own accountant on the same steps (no projection credit)
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +148,7 @@ class Privacy:
     def from_dict(cls, d: Mapping[str, Any]) -> "Privacy":
         kw = _known(cls, d)
         kw["epsilon"] = _num(kw.get("epsilon"))
+        kw["opacus_epsilon"] = _num(kw.get("opacus_epsilon"))
         if kw.get("d") is not None:
             kw["d"] = tuple(int(x) for x in kw["d"])
         kw["guarantee"] = Guarantee(kw.get("guarantee", "none"))

@@ -18,6 +18,7 @@ files the engine writes are ever removed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import shutil
@@ -35,7 +36,8 @@ from .checkpoint import CKPT_DIR, latest_checkpoint, load_checkpoint, save_check
 from .config import FinetuneConfig
 from .costs import (ANALYTIC_FORMULA, analytic_flops_per_token, count_flops, matmul_parameter_count,
                     peak_memory, reset_peak_memory)
-from .evaluate import BaseCache, data_fingerprint, measure_kwargs, privacy_block
+from ..data.fingerprint import data_fingerprint
+from .evaluate import BaseCache, measure_kwargs, privacy_block
 from .loading import DTYPES, load_model, resolve_device
 from .losses import per_sequence_loss
 from .methods import MethodSetup, adapted_linears, default_target_modules, lora_pairs, setup_model
@@ -184,6 +186,7 @@ class _Run:
         self.model_dir: str | None = None
         self.runner: StepRunner | None = None
         self.calibrated: float | None = None
+        self.resume_refused = False
         self.device = resolve_device(config.device)
         self.cost_state: dict[str, Any] = {"train_seconds": 0.0, "timed_steps": 0, "timed_seconds": 0.0,
                                            "tokens": 0, "records": 0, "steps": 0, "empty_steps": 0,
@@ -196,10 +199,12 @@ class _Run:
         except ValueError as exc:
             if raise_invalid:
                 raise
-            return self._finish(RunStatus.FAILED, f"invalid config: {exc}", write=self.components.get("cleaned") == "yes")
+            # out_dir passed validation (empty, a lowrankdp run, or overwrite), so a failed record may go there,
+            # except over the run a mismatching resume was refused for
+            return self._finish(RunStatus.FAILED, f"invalid config: {exc}", write=not self.resume_refused)
         except Exception as exc:  # noqa: BLE001 - a failed preparation is a result
             return self._finish(RunStatus.FAILED, f"{type(exc).__name__} while preparing: {exc}",
-                                tb=traceback.format_exc(), write=self.components.get("cleaned") == "yes")
+                                tb=traceback.format_exc(), write=not self.resume_refused)
         try:
             self._train()
         except Diverged as exc:
@@ -283,6 +288,7 @@ class _Run:
         """A resumed run must be the same run: same config (up to _RESUMABLE_FIELDS) and same data content."""
         if ckpt is None:
             return
+        self.resume_refused = True  # until the checks below pass
         try:
             old = read_record(self.out)
         except ResultError as exc:
@@ -298,6 +304,7 @@ class _Run:
             raise ValueError(f"data: the content of {self.config.data!r} changed since the checkpointed run in "
                              f"{self.out} was trained on it; cannot resume (start a new run)")
         self._resumed_epochs = [e for e in old.epochs if e.epoch <= ckpt[0]]
+        self.resume_refused = False
 
     def _clean_out_dir(self, ckpt) -> None:
         """Remove what an earlier run of the engine wrote here (and only that): its checkpoints and model export.
@@ -581,10 +588,13 @@ class _Run:
 
     def _privacy(self):
         priv = self.runner.private
-        return privacy_block(self.config, steps=self.runner.steps,
-                             sampling_rate=priv.sample_rate if priv is not None else None,
-                             projection=self.runner.setup.projection, span_dim=self.span_dim,
-                             calibrated=self.calibrated)
+        block = privacy_block(self.config, steps=self.runner.steps,
+                              sampling_rate=priv.sample_rate if priv is not None else None,
+                              projection=self.runner.setup.projection, span_dim=self.span_dim,
+                              calibrated=self.calibrated)
+        if priv is not None and self.runner.steps > 0:  # opacus's own accountant, no projection credit
+            block = dataclasses.replace(block, opacus_epsilon=priv.opacus_epsilon(self.config.delta))
+        return block
 
     def _costs(self) -> dict[str, Any]:
         cfg = self.config

@@ -22,21 +22,7 @@ import numpy as np
 
 from ..results import Guarantee, Privacy, atomic_write_json
 
-__all__ = ["BaseCache", "privacy_block", "measure_kwargs", "data_fingerprint"]
-
-
-def data_fingerprint(data_dir: str | Path) -> str:
-    """SHA-256 over the dataset's files (train/valid/test JSONL and meta.json): what a run was trained on."""
-    h = hashlib.sha256()
-    root = Path(data_dir)
-    for name in ("meta.json", "train.jsonl", "valid.jsonl", "test.jsonl"):
-        f = root / name
-        if f.is_file():
-            h.update(name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
+__all__ = ["BaseCache", "privacy_block", "measure_kwargs"]
 
 
 def measure_kwargs(config) -> dict[str, Any]:

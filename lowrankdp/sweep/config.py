@@ -203,7 +203,10 @@ class DatasetSpec:
     def identity(self) -> dict[str, Any]:
         """What determines the dataset's content (hashed into run keys instead of a path)."""
         if self.path is not None:
-            return {"path": self.path}
+            from ..data.fingerprint import data_fingerprint
+
+            # the content, not just the path: a run key changes when the files change
+            return {"path": self.path, "sha256": data_fingerprint(self.path) if Path(self.path).is_dir() else None}
         return {"generate": self.generate, "seed": self.seed, "sizes": self.sizes,
                 "canary_repeats": self.canary_repeats}
 

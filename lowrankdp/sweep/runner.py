@@ -133,6 +133,9 @@ def execute_one(payload: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- data
 
 
+_DATA_STAMP = ".lowrankdp-dataset.json"  # the recipe a generated dataset was made from
+
+
 def prepare_data(config: SweepConfig, out_dir: Path, *, log: Callable[[str], None] = lambda s: None) -> dict[str, float]:
     """Generate the datasets the grid uses (skipping ones already complete); returns seconds per dataset."""
     times: dict[str, float] = {}
@@ -141,16 +144,16 @@ def prepare_data(config: SweepConfig, out_dir: Path, *, log: Callable[[str], Non
         if spec.generate is None:
             continue
         target = spec.directory(out_dir)
-        meta = target / "meta.json"
-        if meta.is_file():
+        stamp = target / _DATA_STAMP
+        if target.exists():
             try:
-                m = json.loads(meta.read_text())
-            except ValueError:
-                m = {}
-            if m.get("seed") not in (None, spec.seed):
+                made_from = json.loads(stamp.read_text())
+            except (OSError, ValueError):
+                made_from = None
+            if made_from != spec.identity():
                 raise ValueError(
-                    f"datasets.{name}: {target} holds data generated with seed {m.get('seed')}, "
-                    f"config says {spec.seed}; use another --out"
+                    f"datasets.{name}: {target} holds data generated from {made_from or 'an unknown recipe'}, the "
+                    f"config now says {spec.identity()}; a sweep never reuses other data: use another --out"
                 )
             log(f"data {name}: already generated in {target}")
             continue
@@ -162,6 +165,7 @@ def prepare_data(config: SweepConfig, out_dir: Path, *, log: Callable[[str], Non
         try:
             lrd_data.generate(spec.generate, out_dir=tmp, seed=spec.seed, sizes=spec.sizes,
                               canary_repeats=spec.canary_repeats)
+            (tmp / _DATA_STAMP).write_text(json.dumps(spec.identity(), sort_keys=True))
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -393,6 +397,20 @@ def _execute_local(payloads, index: RunIndex, jobs: int, on_done, log) -> None:
                 on_done(n_done, f.result())
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast (one line naming --address) when a Ray head at host:port does not answer, instead of Ray's
+    minutes of retries. Other address forms ("auto", "ray://…") are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ValueError(f"address {address!r}: no Ray head answers there ({exc}); start one with "
+                         "'ray start --head' or check the address") from None
+
+
 def _ray_task(payload: dict[str, Any]) -> dict[str, Any]:
     return execute_one(payload)
 
@@ -406,6 +424,7 @@ def _execute_ray(payloads, index: RunIndex, address: str | None, on_done, log) -
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address:
+            _check_reachable(address)
             kwargs["address"] = address
         ray.init(**kwargs)
         started_here = True
