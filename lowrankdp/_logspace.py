@@ -1,4 +1,5 @@
-"""Log-space arithmetic used wherever values span many orders of magnitude."""
+"""Log-space arithmetic used wherever values span many orders of magnitude (the one helper module;
+the accountant in ``lowrankdp.accounting`` uses it for every cancellation-prone step)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 from scipy import special
 
-__all__ = ["logsumexp", "log_add", "log_sub", "log1mexp", "log_expm1"]
+__all__ = ["logsumexp", "log_add", "log_sub", "log1mexp", "log_expm1", "np_log1mexp", "np_log_expm1"]
 
 
 def logsumexp(a, axis=None, b=None):
@@ -61,4 +62,15 @@ def np_log1mexp(a: np.ndarray) -> np.ndarray:
     small = a < math.log(2.0)
     out[small] = np.log(-np.expm1(-a[small]))
     out[~small] = np.log1p(-np.exp(-a[~small]))
+    return out
+
+
+def np_log_expm1(x) -> np.ndarray:
+    """Vectorised ``log(exp(x) - 1)`` for ``x >= 0`` (``-inf`` at 0, ``inf`` at ``inf``), accurate for tiny ``x``."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    big = x > 50
+    with np.errstate(divide="ignore"):
+        out[~big] = np.log(np.expm1(x[~big]))
+    out[big] = x[big] + np.log1p(-np.exp(-x[big]))
     return out

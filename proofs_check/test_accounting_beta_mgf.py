@@ -50,4 +50,6 @@ def test_beta_mgf_numeric_50_digits(a, b, x):
                                mpmath.linspace(0, 1, 9)) / mpmath.beta(a_, b_ - a_)
         hyp = mpmath.hyp1f1(a_, b_, x_)
         assert abs(integral / hyp - 1) < mpmath.mpf(10) ** -30
-        assert float(log_hyp1f1(a, b, x)[0]) == pytest.approx(float(mpmath.log(hyp)), rel=1e-12, abs=1e-12)
+        exact = float(mpmath.log(hyp))
+        got = float(log_hyp1f1(a, b, x)[0])  # the upper bracket value the accountant uses
+        assert exact <= got <= exact * (1 + 2e-11) + 2e-13

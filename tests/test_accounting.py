@@ -104,10 +104,16 @@ def test_unsupported_events_are_named():
         acc.compose(PoissonSampledEvent(0.1, FixedProjectionEvent(GaussianEvent(1.0), 64, 4)))
     with pytest.raises(UnsupportedEventError, match="FreshProjectedGaussianEvent"):
         acc.compose(FixedProjectionEvent(FreshProjectedGaussianEvent(1.0, 64, 4), 64, 4))
-    with pytest.raises(ValueError, match="PldAccountant does not support FixedProjectionEvent"):
-        A.epsilon(**SETTING, d=768, r=8, projection="fixed", accountant="pld")
-    with pytest.raises(ValueError, match="HighProbabilityProjectionEvent"):
-        A.epsilon(**SETTING, d=768, r=8, projection="high_probability", accountant="pld")
+    from lowrankdp.accounting import PldAccountant
+
+    for proj, name in (("fixed", "FixedProjectionEvent"), ("high_probability", "HighProbabilityProjectionEvent")):
+        ev = A.dpsgd_event(noise_multiplier=0.8, sampling_rate=0.01, steps=10, d=768, r=8, projection=proj)
+        with pytest.raises(ValueError, match=f"PldAccountant does not support {name}"):
+            PldAccountant().compose(ev)
+        # epsilon(accountant="pld") falls back to the RDP value and says why
+        res = A.epsilon_result(**SETTING, d=768, r=8, projection=proj, accountant="pld")
+        assert res.source == "rdp" and "pld" not in res.candidates
+        assert any(f"PldAccountant does not support {name}" in n for n in res.notes)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,17 @@ Underneath: immutable events (:mod:`.events`) and accountants (:class:`RdpAccoun
 :class:`PldAccountant` — the latter imports ``dp_accounting`` lazily). numpy/scipy only at import time.
 """
 
-from .api import ACCOUNTANTS, PROJECTIONS, calibrate_noise, dpsgd_event, epsilon, epsilon_report
+from .api import (
+    ACCOUNTANTS,
+    PROJECTIONS,
+    EpsilonResult,
+    calibrate_noise,
+    dpsgd_event,
+    epsilon,
+    epsilon_report,
+    epsilon_result,
+    gaussian_limit_epsilon,
+)
 from .events import (
     FIXED_PROJECTION_ASSUMPTION,
     FRESH_PLD_ASSUMPTION,
@@ -28,11 +38,12 @@ from .events import (
     SelfComposedEvent,
     UnsupportedEventError,
 )
-from ._kummer import log_hyp1f1
-from .projection import shared_variable, simulate_lambda_max
+from ._kummer import log_hyp1f1, log_hyp1f1_bracket
+from .projection import net_sf, shared_variable, simulate_lambda_max
 from .rdp import (
     DEFAULT_ORDERS,
     NEIGHBORING_RELATIONS,
+    EstimateWarning,
     OrderGridWarning,
     RdpAccountant,
     fresh_projection_rdp,
@@ -50,7 +61,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "epsilon", "calibrate_noise", "epsilon_report", "dpsgd_event", "PROJECTIONS", "ACCOUNTANTS",
+    "epsilon", "calibrate_noise", "epsilon_report", "epsilon_result", "EpsilonResult", "gaussian_limit_epsilon",
+    "EstimateWarning", "log_hyp1f1_bracket", "net_sf", "dpsgd_event", "PROJECTIONS", "ACCOUNTANTS",
     "FIXED_PROJECTION_ASSUMPTION", "FRESH_PROJECTION_ASSUMPTION", "FRESH_PLD_ASSUMPTION",
     "HIGH_PROBABILITY_ASSUMPTION", "DpEvent", "GaussianEvent", "FreshProjectedGaussianEvent",
     "PoissonSampledEvent", "SelfComposedEvent", "ComposedEvent", "FixedProjectionEvent",

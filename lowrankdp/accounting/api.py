@@ -12,7 +12,12 @@ DP-SGD setting: Poisson sampling at rate ``q``, ``T`` steps, clipping norm ``C``
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
 
 from .._validate import check_choice, check_int, check_probability, check_real
 from .events import (
@@ -31,7 +36,8 @@ from .events import (
 )
 from .rdp import NEIGHBORING_RELATIONS, OrderGridWarning, RdpAccountant
 
-__all__ = ["PROJECTIONS", "ACCOUNTANTS", "dpsgd_event", "epsilon", "calibrate_noise", "epsilon_report"]
+__all__ = ["PROJECTIONS", "ACCOUNTANTS", "EpsilonResult", "dpsgd_event", "epsilon", "epsilon_result",
+           "calibrate_noise", "epsilon_report", "gaussian_limit_epsilon"]
 
 PROJECTIONS = ("none", "fresh", "fixed", "high_probability")
 ACCOUNTANTS = ("rdp", "pld")
@@ -43,7 +49,8 @@ ASSUMPTIONS = {
 }
 
 
-def _validate(noise_multiplier, sampling_rate, steps, delta, d, r, projection, accountant, neighboring):
+def _validate(noise_multiplier, sampling_rate, steps, delta, d, r, projection, accountant, neighboring,
+              span_dim=1):
     z = check_real("noise_multiplier", noise_multiplier, lo=0.0, allow_inf=True)
     q = check_probability("sampling_rate", sampling_rate, open_left=False, open_right=False)
     t = check_int("steps", steps, minimum=0)
@@ -51,9 +58,88 @@ def _validate(noise_multiplier, sampling_rate, steps, delta, d, r, projection, a
     proj = check_choice("projection", projection, PROJECTIONS)
     acc = check_choice("accountant", accountant, ACCOUNTANTS)
     nb = check_choice("neighboring", neighboring, NEIGHBORING_RELATIONS)
+    check_int("span_dim", span_dim, minimum=1)
     if proj != "none" and (d is None or r is None):
         raise ValueError(f"projection={proj!r} needs both d and r, got d={d!r}, r={r!r}")
+    if d is not None or r is not None:
+        if d is None or r is None:
+            raise ValueError(f"d and r must be given together, got d={d!r}, r={r!r}")
+        FreshProjectedGaussianEvent(1.0, d, r)  # validates d (int or list) and 1 <= r <= min(d), naming them
     return z, q, t, dl, proj, acc, nb
+
+
+# ---------------------------------------------------------------------------------------------------
+# Degenerate-case ladder: every mechanism here is dominated by ONE Gaussian mechanism with
+# μ = s·√T/z (s = 1 add/remove, 2 replace-one). Reasons: given A, a projected step has sensitivity
+# ≤ s·√b ≤ s; a Poisson-sampled pair (qP + (1−q)Q, Q) is a post-processing of (P, Q) (keep the draw with
+# probability q, else replace it by a fresh draw from Q); T adaptive μ_t-GDP steps compose to √(Σμ_t²)-GDP
+# (Dong, Roth & Su, arXiv:1905.02383v3, Cor 3.3); mixing over a public or hidden A cannot increase a
+# hockey-stick divergence. A μ-GDP mechanism is (ε, δ(ε))-DP with
+# δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2) (same paper, Cor 2.13), so ε = 0 exactly when
+# δ ≥ δ(0) = 2Φ(μ/2) − 1 (the total variation). Outside 1e−8 ≤ μ ≤ 1e3 we use the zCDP conversion
+# ε ≤ ρ + 2√(ρ log(1/δ)), ρ = μ²/2 (Bun & Steinke, arXiv:1605.02065v3, Prop 1.3 and 1.6).
+# ---------------------------------------------------------------------------------------------------
+_RDP_Z_RANGE = (1e-100, 1e100)  # outside: the Gaussian limit is returned (the RDP curves would under/overflow)
+
+
+def gaussian_limit_epsilon(*, noise_multiplier: float, steps: int, delta: float,
+                           neighboring: str = "add_remove") -> float:
+    """ε of the dominating Gaussian mechanism ``μ = s√T/z`` (an upper bound for every projection and ``q``).
+
+    Exactly ``0`` when ``δ ≥ 2Φ(μ/2) − 1``; the exact μ-GDP ε (bisection, kept on the safe side of the
+    evaluated ``δ(ε)`` with its rounding error) for ``1e−8 ≤ μ ≤ 1e3``; the zCDP bound otherwise.
+    """
+    z = check_real("noise_multiplier", noise_multiplier, lo=0.0, allow_inf=True)
+    t = check_int("steps", steps, minimum=0)
+    dl = check_real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    nb = check_choice("neighboring", neighboring, NEIGHBORING_RELATIONS)
+    if t == 0 or math.isinf(z):
+        return 0.0
+    if z == 0:
+        return math.inf
+    log_mu = math.log(2.0 if nb == "replace_one" else 1.0) + 0.5 * math.log(t) - math.log(z)
+    if log_mu > 700:
+        return math.inf
+    mu = math.exp(log_mu)
+    if mu == 0.0 or special.erf(mu / (2 * math.sqrt(2.0))) * (1 + 1e-12) <= dl:
+        return 0.0  # total variation ≤ δ: (0, δ)-DP, exactly
+    log_inv_d = -math.log(dl)
+    zcdp = mu * mu / 2 + mu * math.sqrt(2 * log_inv_d)
+    if not (1e-8 <= mu <= 1e3):
+        return float(np.nextafter(zcdp, np.inf))
+
+    def excess(e: float) -> float:  # δ(ε) − δ plus a bound on its rounding error (so "≤ 0" is safe)
+        p1 = special.ndtr(-e / mu + mu / 2)
+        p2 = math.exp(e + special.log_ndtr(-e / mu - mu / 2))
+        return (p1 - p2) + 16 * np.finfo(float).eps * (p1 + p2) - dl
+
+    lo, hi = 0.0, zcdp
+    if excess(hi) > 0:
+        return float(np.nextafter(zcdp, np.inf))
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if excess(mid) <= 0:
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return float(np.nextafter(min(hi, zcdp), np.inf))
+
+
+@dataclass(frozen=True)
+class EpsilonResult:
+    """ε with where it came from: ``source`` is the accountant that gave the smallest valid value
+    (``"rdp"``, ``"pld"``, ``"gaussian_limit"`` or ``"exact"`` — nothing released / z = 0 or ∞); ``kind`` is
+    ``"bound"`` (an upper bound, up to the stated assumptions) or ``"estimate"`` (a Monte Carlo value)."""
+
+    epsilon: float
+    source: str
+    kind: str = "bound"
+    best_order: float | None = None
+    candidates: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    notes: tuple = ()
 
 
 def dpsgd_event(*, noise_multiplier: float, sampling_rate: float, steps: int, d=None, r: int | None = None,
@@ -80,77 +166,164 @@ def _accountant(accountant: str, neighboring: str):
     return PldAccountant(neighboring=neighboring)
 
 
+def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int, delta: float, d=None,
+                   r: int | None = None, projection: str = "none", accountant: str = "rdp",
+                   neighboring: str = "add_remove", span_dim: int = 1) -> EpsilonResult:
+    """The smallest valid ε among the RDP accountant, the PLD accountant (``accountant="pld"``, where it
+    supports the event) and the Gaussian limit, with the source and the kind (bound / estimate)."""
+    z, q, t, dl, proj, acc, nb = _validate(noise_multiplier, sampling_rate, steps, delta, d, r, projection,
+                                           accountant, neighboring, span_dim)
+    if t == 0 or q == 0 or math.isinf(z):
+        return EpsilonResult(0.0, "exact", notes=("nothing is released (steps = 0, q = 0 or z = inf)",))
+    if z == 0:
+        return EpsilonResult(math.inf, "exact", notes=("z = 0: no noise",))
+    cands: dict = {}
+    notes: list = []
+    details: dict = {}
+    order = None
+    g = gaussian_limit_epsilon(noise_multiplier=z, steps=t, delta=dl, neighboring=nb)
+    cands["gaussian_limit"] = g
+    if g > 0 and _RDP_Z_RANGE[0] <= z <= _RDP_Z_RANGE[1]:
+        ev = dpsgd_event(noise_multiplier=z, sampling_rate=q, steps=t, d=d, r=r, projection=proj, span_dim=span_dim)
+        racc = RdpAccountant(neighboring=nb)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OrderGridWarning)
+            cands["rdp"], order = racc.compose(ev).get_epsilon_and_order(dl)
+        for w in caught:
+            if issubclass(w.category, OrderGridWarning):
+                notes.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        details = {k: v for k, v in racc.details.items() if k in ("delta_M", "fixed_truncation", "fixed_law",
+                                                                   "high_probability_q_M", "orders_evaluated")}
+        if acc == "pld":
+            from .pld import PldAccountant
+
+            pacc = PldAccountant(neighboring=nb)
+            if pacc.supports(ev):
+                cands["pld"] = float(pacc.compose(ev).get_epsilon(dl))
+                if pacc.notes:
+                    notes.extend(pacc.notes)
+            else:
+                try:
+                    pacc.compose(ev)
+                except UnsupportedEventError as exc:
+                    notes.append(str(exc))
+    elif g > 0:
+        notes.append(f"z = {z:g} is outside [{_RDP_Z_RANGE[0]:g}, {_RDP_Z_RANGE[1]:g}]: the Gaussian limit "
+                     "(mu = sqrt(T)/z, every projection and q dominated by it) is reported")
+    src = min(cands, key=lambda k: (cands[k], k != "rdp"))
+    if cands[src] == 0.0:
+        src = "gaussian_limit" if g == 0.0 else src
+    return EpsilonResult(float(cands[src]), src, "bound", order if src == "rdp" else None, cands, details,
+                         tuple(notes))
+
+
 def epsilon(*, noise_multiplier: float, sampling_rate: float, steps: int, delta: float, d=None,
             r: int | None = None, projection: str = "none", accountant: str = "rdp",
-            neighboring: str = "add_remove") -> float:
+            neighboring: str = "add_remove", span_dim: int = 1) -> float:
     """ε after ``steps`` DP-SGD steps at noise multiplier ``z`` and Poisson rate ``q``, for target ``delta``.
 
     ``d`` (int or list of layer dimensions; the worst case is used) and ``r`` are required for every
-    projection other than ``"none"``. ``accountant="pld"`` supports ``"none"`` and ``"fresh"`` only
-    (a ``ValueError`` names the unsupported event otherwise). The RDP answer is an upper bound (up to
-    the stated numerical errors); the fixed projection holds under :data:`FIXED_PROJECTION_ASSUMPTION`.
+    projection other than ``"none"``. ``span_dim`` (fixed projection): how many directions the projected
+    side of one example's gradient spans (tokens per record); ``k + r > d`` leaves no amplification.
+    ``accountant="pld"`` adds the PLD accountant for ``"none"`` and ``"fresh"`` (others: RDP only).
+    Returns the smallest valid upper bound among the accountants and the Gaussian limit
+    (:func:`epsilon_result` says which); ε = 0 only when the mechanism is exactly (0, δ)-DP. The fixed
+    projection holds under :data:`FIXED_PROJECTION_ASSUMPTION`.
     """
-    z, q, t, dl, proj, acc, nb = _validate(noise_multiplier, sampling_rate, steps, delta, d, r, projection,
-                                           accountant, neighboring)
-    if t == 0 or q == 0 or math.isinf(z):
-        return 0.0
-    if z == 0:
-        return math.inf
-    ev = dpsgd_event(noise_multiplier=z, sampling_rate=q, steps=t, d=d, r=r, projection=proj)
-    return float(_accountant(acc, nb).compose(ev).get_epsilon(dl))
+    return epsilon_result(noise_multiplier=noise_multiplier, sampling_rate=sampling_rate, steps=steps, delta=delta,
+                          d=d, r=r, projection=projection, accountant=accountant, neighboring=neighboring,
+                          span_dim=span_dim).epsilon
 
 
 def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, delta: float, d=None,
                     r: int | None = None, projection: str = "none", accountant: str = "rdp",
-                    neighboring: str = "add_remove") -> float:
+                    neighboring: str = "add_remove", span_dim: int = 1,
+                    max_noise_multiplier: float | None = None, time_limit_s: float | None = None) -> float:
     """Smallest noise multiplier (to a relative 1e−4 for RDP, 1e−3 for PLD) whose ε meets ``target_epsilon``.
 
-    Bisection on ``log z`` keeping the invariant ``ε(z_hi) ≤ target``; the returned ``z_hi`` is
-    re-checked with a fresh accountant and never overshoots (ε(returned) ≤ target). Returns ``0.0`` when
-    nothing is released (``steps = 0`` or ``q = 0``); raises ``ValueError`` if no ``z ≤ 1e4`` meets it.
+    The search starts from the closed-form noise at which the Gaussian limit meets the target (ε → 0 as
+    z → ∞, so every target > 0 is reachable), halves it until the target is missed, then runs Illinois steps
+    on log z keeping the invariant ``ε(z_hi) ≤ target``; the returned ``z_hi`` is re-checked and never
+    overshoots. Returns ``0.0`` when nothing is released (``steps = 0`` or ``q = 0``). With
+    ``max_noise_multiplier``, a target that needs more noise raises ``ValueError`` naming ``target_epsilon``
+    and the smallest ε reachable with that much noise. ``time_limit_s`` (default: none for RDP, 10 s for PLD)
+    stops the root-finder early; the noise returned still meets the target (it is then less tight).
     """
     target = check_real("target_epsilon", target_epsilon, lo=0.0, lo_open=True)
+    if time_limit_s is None:
+        time_limit_s = 10.0 if accountant == "pld" else math.inf
+    time_limit_s = check_real("time_limit_s", time_limit_s, lo=0.0, lo_open=True, allow_inf=True)
+    deadline = time.monotonic() + time_limit_s
     _, q, t, dl, proj, acc, nb = _validate(1.0, sampling_rate, steps, delta, d, r, projection, accountant,
-                                           neighboring)
+                                           neighboring, span_dim)
+    if max_noise_multiplier is not None:
+        max_noise_multiplier = check_real("max_noise_multiplier", max_noise_multiplier, lo=0.0, lo_open=True)
     if t == 0 or q == 0:
         return 0.0
-    kw = dict(sampling_rate=q, steps=t, delta=dl, d=d, r=r, projection=proj, accountant=acc, neighboring=nb)
+    kw = dict(sampling_rate=q, steps=t, delta=dl, d=d, r=r, projection=proj, accountant=acc, neighboring=nb,
+              span_dim=span_dim)
+
+    last = [0.0]
 
     def eps(z: float) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OrderGridWarning)
-            return epsilon(noise_multiplier=z, **kw)
+        t0 = time.monotonic()
+        out = epsilon(noise_multiplier=z, **kw)
+        last[0] = time.monotonic() - t0
+        return out
 
-    rel = 1e-4 if acc == "rdp" else 1e-3
-    # Bracket [z_lo, z_hi] with eps(z_lo) > target >= eps(z_hi), in log z.
-    z_hi = 1.0
-    e_hi = eps(z_hi)
-    if e_hi <= target:
+    def out_of_time() -> bool:  # would one more evaluation pass the deadline?
+        return time.monotonic() + last[0] > deadline
+
+    # z at which the zCDP form of the Gaussian limit equals the target: an upper end that always meets it.
+    s = 2.0 if nb == "replace_one" else 1.0
+    L = -math.log(dl)
+    mu_star = target / (math.sqrt(2 * L + 2 * target) + math.sqrt(2 * L))  # root of μ²/2 + μ√(2L) = target
+    z_cap = float(np.nextafter(s * math.sqrt(t) / mu_star, np.inf))
+    if max_noise_multiplier is not None and z_cap > max_noise_multiplier:
+        e_max = eps(max_noise_multiplier)
+        if e_max > target:
+            raise ValueError(
+                f"target_epsilon={target} cannot be met with noise_multiplier <= {max_noise_multiplier:g} "
+                f"(steps={t}, sampling_rate={q}, delta={dl}): the smallest epsilon reachable there is {e_max:.6g}")
+        z_cap = max_noise_multiplier
+    if acc == "pld":
+        # RDP first (fast); the PLD answer is at most the RDP one (epsilon() takes the smaller of the two)
+        z_start = calibrate_noise(target_epsilon=target, **{**kw, "accountant": "rdp"}, max_noise_multiplier=z_cap)
+    else:
+        z_start = min(1.0, z_cap)
+    e_start = eps(z_start)
+    if e_start <= target:
+        z_hi, e_hi = z_start, e_start
         z_lo = z_hi / 2
+        if out_of_time():
+            return z_hi
         e_lo = eps(z_lo)
         while e_lo <= target:
             z_hi, e_hi = z_lo, e_lo
             z_lo = z_lo / 2
-            if z_lo < 1e-6:
+            if z_lo < 1e-12 or out_of_time():
                 return z_hi
             e_lo = eps(z_lo)
     else:
-        z_lo, e_lo = z_hi, e_hi
-        z_hi = 2.0
+        z_lo, e_lo = z_start, e_start
+        z_hi = min(2 * z_lo, z_cap)
         e_hi = eps(z_hi)
         while e_hi > target:
+            if z_hi >= z_cap:  # pragma: no cover - the Gaussian limit guarantees eps(z_cap) <= target
+                raise RuntimeError(f"calibration bracket failed: eps({z_hi}) = {e_hi} > {target}")
             z_lo, e_lo = z_hi, e_hi
-            z_hi *= 2
-            if z_hi > 1e4:
-                raise ValueError(f"target_epsilon={target} cannot be met with noise_multiplier <= 1e4")
+            z_hi = min(2 * z_hi, z_cap)
             e_hi = eps(z_hi)
+    rel = 1e-4 if acc == "rdp" else 1e-3
     # Illinois (modified regula falsi) on f(x) = log(eps/target), x = log z, with bisection when the
     # interpolation is unusable. Invariant: eps(z_hi) <= target < eps(z_lo), so z_hi always meets the target.
     f_lo = math.log(e_lo / target) if math.isfinite(e_lo) else math.inf
     f_hi = math.log(e_hi / target) if e_hi > 0 else -math.inf
     side = 0
     for _ in range(200):
-        if z_hi / z_lo - 1 <= rel:
+        if z_hi / z_lo - 1 <= rel or out_of_time():
             break
         x_lo, x_hi = math.log(z_lo), math.log(z_hi)
         if math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo != f_hi:
@@ -173,7 +346,7 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
             if side == -1 and math.isfinite(f_hi):
                 f_hi /= 2
             side = -1
-    final = epsilon(noise_multiplier=z_hi, **kw)  # re-check (and let any grid warning through)
+    final = e_hi if acc == "pld" else eps(z_hi)  # re-check with a fresh accountant (PLD: already exact re-run)
     if not final <= target:  # pragma: no cover - defensive, the invariant guarantees it
         raise RuntimeError(f"calibration failed: eps({z_hi}) = {final} > {target}")
     return z_hi
@@ -181,63 +354,51 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
 
 def epsilon_report(*, noise_multiplier: float, sampling_rate: float, steps: int, delta: float, d=None,
                    r: int | None = None, accountant: str = "rdp", neighboring: str = "add_remove",
-                   projections: tuple[str, ...] | None = None) -> dict:
-    """ε for each projection kind, with best orders and the assumption text each number relies on.
+                   projections: tuple[str, ...] | None = None, span_dim: int = 1) -> dict:
+    """ε for each projection kind, with its source, kind (bound / estimate), best order and assumption text.
 
-    RDP is always reported; with ``accountant="pld"`` the PLD ε is added where supported (``None`` with
-    the reason otherwise). ``epsilon[proj]`` is the chosen accountant's value (RDP where PLD is
-    unsupported). JSON-able except for ``inf`` (use :func:`lowrankdp.cli.print_json`).
+    ``epsilon[proj]`` is the smallest valid value (:func:`epsilon_result`), ``source[proj]`` the accountant
+    that gave it and ``kind[proj]`` is ``"bound"`` or ``"estimate"``; ``epsilon_rdp`` (and ``epsilon_pld``
+    with ``accountant="pld"``, ``None`` where unsupported) keep each accountant's own value. JSON-able except
+    for ``inf`` (use :func:`lowrankdp.cli.print_json`).
     """
     z, q, t, dl, _, acc, nb = _validate(noise_multiplier, sampling_rate, steps, delta, d, r, "none", accountant,
-                                        neighboring)
+                                        neighboring, span_dim)
     if projections is None:
         projections = PROJECTIONS if (d is not None and r is not None) else ("none",)
     projections = tuple(check_choice("projections", p, PROJECTIONS) for p in projections)
     out: dict = {
         "settings": {"noise_multiplier": z, "sampling_rate": q, "steps": t, "delta": dl, "d": d, "r": r,
-                     "neighboring": nb, "accountant": acc},
-        "epsilon": {}, "epsilon_rdp": {}, "epsilon_pld": {}, "best_order": {}, "assumptions": {}, "notes": {},
+                     "neighboring": nb, "accountant": acc, "span_dim": span_dim},
+        "epsilon": {}, "source": {}, "kind": {}, "epsilon_rdp": {}, "epsilon_pld": {},
+        "epsilon_gaussian_limit": {}, "best_order": {}, "assumptions": {}, "notes": {},
     }
     for proj in projections:
         if proj != "none" and (d is None or r is None):
             raise ValueError(f"projection={proj!r} needs both d and r, got d={d!r}, r={r!r}")
-        ev = dpsgd_event(noise_multiplier=z, sampling_rate=q, steps=t, d=d, r=r, projection=proj)
-        rdp_acc = RdpAccountant(neighboring=nb)
-        if t == 0 or q == 0 or math.isinf(z):
-            e_rdp, order = 0.0, None
-        elif z == 0:
-            e_rdp, order = math.inf, None
-        else:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", OrderGridWarning)
-                e_rdp, order = rdp_acc.compose(ev).get_epsilon_and_order(dl)
-            for w in caught:
-                if issubclass(w.category, OrderGridWarning):
-                    out["notes"][proj] = str(w.message)
-        out["epsilon_rdp"][proj] = e_rdp
-        out["best_order"][proj] = order
-        out["assumptions"][proj] = ASSUMPTIONS[proj]
-        if proj in ("fixed", "high_probability") and "delta_M" in rdp_acc.details:
-            det = {"delta_M": rdp_acc.details["delta_M"]}
+        res = epsilon_result(noise_multiplier=z, sampling_rate=q, steps=t, delta=dl, d=d, r=r, projection=proj,
+                             accountant=acc, neighboring=nb, span_dim=span_dim)
+        out["epsilon"][proj] = res.epsilon
+        out["source"][proj] = res.source
+        out["kind"][proj] = res.kind
+        out["epsilon_rdp"][proj] = res.candidates.get("rdp", res.epsilon if res.source == "exact" else None)
+        out["epsilon_pld"][proj] = res.candidates.get("pld")
+        out["epsilon_gaussian_limit"][proj] = res.candidates.get("gaussian_limit")
+        out["best_order"][proj] = res.best_order
+        assumption = ASSUMPTIONS[proj]
+        if proj == "fresh" and "pld" in res.candidates:
+            assumption = FRESH_PROJECTION_ASSUMPTION + " " + FRESH_PLD_ASSUMPTION
+        out["assumptions"][proj] = assumption
+        if res.notes:
+            out["notes"][proj] = " ".join(res.notes)
+        if proj in ("fixed", "high_probability") and "delta_M" in res.details:
+            det = {"delta_M": res.details["delta_M"]}
             if proj == "high_probability":
-                det["q_M"] = rdp_acc.details.get("high_probability_q_M")
+                det["q_M"] = res.details.get("high_probability_q_M")
             else:
-                det["truncation"] = rdp_acc.details.get("fixed_truncation")
-                det["law"] = rdp_acc.details.get("fixed_law")
+                det["truncation"] = res.details.get("fixed_truncation")
+                det["law"] = res.details.get("fixed_law")
             out.setdefault("details", {})[proj] = det
-        value = e_rdp
-        if acc == "pld":
-            try:
-                e_pld = epsilon(noise_multiplier=z, sampling_rate=q, steps=t, delta=dl, d=d, r=r, projection=proj,
-                                accountant="pld", neighboring=nb)
-                out["epsilon_pld"][proj] = e_pld
-                value = e_pld
-                if proj == "fresh":
-                    out["assumptions"]["fresh"] = FRESH_PROJECTION_ASSUMPTION + " " + FRESH_PLD_ASSUMPTION
-            except UnsupportedEventError as exc:
-                out["epsilon_pld"][proj] = None
-                out["notes"][proj] = str(exc)
-        out["epsilon"][proj] = value
     if acc != "pld":
         del out["epsilon_pld"]
     return out

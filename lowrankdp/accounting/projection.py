@@ -5,8 +5,16 @@
   (``b = Σ_l w_l β_l`` with ``Σ w_l ≤ 1``), the maximum of independent Betas — stochastically larger than the
   Beta of the smallest ``d``; this is the law used wherever *stochastic* (not convex-order) domination is
   needed (fixed projection, PLD, high-probability baseline);
-* ``k`` directions: ``b ≤ λ = λ_max(Uᵀ P_A U)``, the largest eigenvalue of a matrix-variate Beta, simulated
-  here (``λ ≡ 1`` once ``k + r > d``).
+* ``k`` directions: ``b ≤ λ = λ_max(Uᵀ P_A U)``, the largest eigenvalue of a matrix-variate Beta
+  (``λ ≡ 1`` once ``k + r > d``). Its law is replaced by a **provable** stochastic upper bound (kind
+  ``"net"``, :func:`net_sf`): for an η-net ``N`` of the unit sphere of ``span U`` (``|N| ≤ (1 + 2/η)^k``,
+  Vershynin arXiv:1011.3027v7 Lemma 5.2), ``λ ≤ max_{u∈N} uᵀ(Uᵀ P_A U)u / (1 − 2η)`` (same paper, Lemma 5.4),
+  and each ``‖P_A u‖²`` is ``Beta(r/2, (d−r)/2)``, so by the union bound
+  ``P(λ > t) ≤ |N|·P(Beta(r/2, (d−r)/2) > (1 − 2η)t)``. The nonzero eigenvalues are symmetric in ``(k, r)``
+  (squared cosines of principal angles), so the same holds with the roles of ``k`` and ``r`` swapped (a net
+  of the random ``r``-space: each net vector is uniform on the sphere); the bound is the minimum over both
+  sides and over a fixed grid of η (proof and Monte Carlo check: ``proofs_check/test_accounting_net_bound.py``).
+  The simulated law (:func:`simulate_lambda_max`) is kept only as an opt-in *estimate*.
 
 The fixed-projection RDP needs ``E_λ[exp(F(λ))]`` for increasing convex ``F`` with ``F`` as large as
 10⁴–10⁶; :func:`log_expectation_increasing` computes it in log space as an **upper** Riemann–Stieltjes sum
@@ -29,7 +37,27 @@ __all__ = [
     "shared_variable",
     "simulate_lambda_max",
     "log_expectation_increasing",
+    "net_sf",
 ]
+
+_NET_ETAS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+
+
+def net_sf(t, *, d: int, r: int, k: int) -> np.ndarray:
+    """Upper bound on ``P(λ_max(Uᵀ P_A U) > t)`` for a fixed ``k``-dim ``U`` and a uniform rank-``r`` ``P_A`` in
+    ``R^d`` (module docstring; ``1`` where nothing better is proven, ``0`` for ``t ≥ 1``)."""
+    t = np.atleast_1d(np.asarray(t, dtype=float))
+    if k + r > d:
+        return np.where(t >= 1.0, 0.0, 1.0)
+    best = np.ones_like(t)
+    for m, other in ((k, r), (r, k)):  # net over the m-dim side; the other side's Beta(other/2, (d−other)/2)
+        a, c = other / 2.0, (d - other) / 2.0
+        for eta in _NET_ETAS:
+            log_n = m * math.log1p(2.0 / eta)
+            with np.errstate(divide="ignore"):
+                val = np.exp(np.minimum(log_n + np.log(special.betaincc(a, c, np.clip(t * (1 - 2 * eta), 0, 1))), 0.0))
+            best = np.minimum(best, val)
+    return np.where(t >= 1.0, 0.0, best)
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
 
@@ -77,6 +105,30 @@ class SharedVariable:
     a: float = 0.0
     cs: tuple = ()
     samples: np.ndarray | None = None
+    r: int = 0
+    ds: tuple = ()
+    k: int = 1
+
+    # --- provable bound for k > 1 directions (kind "net"): several layers → max of independent λ_l ----------
+    def net_sf_array(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        surv = np.ones_like(t)
+        for dl in self.ds:
+            surv = surv * (1.0 - net_sf(t, d=dl, r=self.r, k=self.k))
+        return np.clip(1.0 - surv, 0.0, 1.0)
+
+    def net_upper_quantile(self, tail: float) -> float:
+        """Smallest grid ``t`` (bisection, 60 steps, rounded up) with the bound ``P(λ > t) ≤ tail``; 1 if none."""
+        lo, hi = 0.0, 1.0
+        if self.net_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
+            return 1.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if self.net_sf_array(np.array([mid]))[0] <= tail:
+                hi = mid
+            else:
+                lo = mid
+        return hi
 
     # --- Beta / max-of-Betas law -------------------------------------------------------------------
     def log_pdf(self, t: np.ndarray) -> np.ndarray:
@@ -142,13 +194,19 @@ class SharedVariable:
 
 
 def shared_variable(*, d, r: int, span_dim: int = 1, unprojected: bool = False,
-                    n_samples: int = 20000, seed: int = 0) -> SharedVariable:
-    """The law of the shared retained fraction for dimensions ``d`` (int or tuple), rank ``r``."""
+                    n_samples: int = 20000, seed: int = 0, law: str = "bound") -> SharedVariable:
+    """The law of the shared retained fraction for dimensions ``d`` (int or tuple), rank ``r``.
+
+    ``span_dim > 1``: ``law="bound"`` (default) gives the provable net bound (kind ``"net"``);
+    ``law="simulated"`` the Monte Carlo law of ``λ_max`` (an estimate, not a bound).
+    """
     ds = (d,) if isinstance(d, int) else tuple(d)
     if unprojected or any(span_dim + r > dl for dl in ds):
         return SharedVariable("one")
     if span_dim == 1:
         return SharedVariable("beta", a=r / 2.0, cs=tuple((dl - r) / 2.0 for dl in ds))
+    if law == "bound":
+        return SharedVariable("net", r=r, ds=ds, k=span_dim)
     draws = np.max(
         np.stack([simulate_lambda_max(d=dl, r=r, k=span_dim, n=n_samples, seed=seed + i) for i, dl in enumerate(ds)]),
         axis=0,

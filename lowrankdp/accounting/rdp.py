@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_ORDERS",
     "NEIGHBORING_RELATIONS",
     "OrderGridWarning",
+    "EstimateWarning",
     "RdpAccountant",
     "rdp_to_epsilon",
     "sampled_gaussian_rdp",
@@ -69,8 +70,9 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
     [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 65)) + [72, 80, 96, 112, 128, 160, 192, 224, 256]
 )
 NEIGHBORING_RELATIONS = ("add_remove", "replace_one")
+_MAX_ORDER = 2048  # the adaptive grid stops here (integer sums cost O(α²); beyond it the edge warning is issued)
 _HP_FRACTIONS = (0.5, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)  # data-independent grid for delta_M / delta
-_MAX_FRAC_TERMS = 1 << 16  # |C(α,i)| decays only like i^(−α−1): α ≈ 1.1 needs ~10⁴ terms
+_MAX_FRAC_TERMS = 1 << 14  # |C(α,i)| decays only like i^(−α−1): α ≈ 1.1 needs ~10⁴ terms
 
 
 @functools.lru_cache(maxsize=64)
@@ -87,6 +89,10 @@ def _tail_of(event) -> float | None:
         else getattr(event, "tail_probability", None)
 
 
+class EstimateWarning(RuntimeWarning):
+    """A number is a Monte Carlo estimate, not a bound (opt-in ``lambda_law="simulated"`` only)."""
+
+
 class OrderGridWarning(RuntimeWarning):
     """The best Rényi order lies at the edge of the grid: a wider grid may give a smaller ε."""
 
@@ -100,15 +106,30 @@ def _is_int(a: float) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Poisson-sampled Gaussian, integer orders: log A_α = log Σ_k C(α,k)(1−q)^{α−k} q^k exp(L_k)  [MTZ19 §3.2]
-# with L_k = k(k−1)/(2σ²) (plain) or log ₁F₁(r/2; d/2; k(k−1)/(2σ²)) (fresh projection, docs/theory.md §4.3).
+# Poisson-sampled Gaussian, integer orders: A_α = Σ_k C(α,k)(1−q)^{α−k} q^k M_k  [MTZ19 §3.2], with
+# M_k = exp(k(k−1)/(2σ²)) (plain) or ₁F₁(r/2; d/2; k(k−1)/(2σ²)) (fresh projection, docs/theory.md §4.3).
+# Cancellation-free form: the weights sum to 1, so A_α = 1 + Σ_k w_k (M_k − 1) with every term ≥ 0, and
+# log A_α = log1p(exp(lse_k(log w_k + log(M_k − 1)))): full relative precision even when A_α − 1 ~ 1e−300
+# (the plain log-sum-exp of the M_k lost all digits there: errors up to 5e−3 at z = 1e5, found in review).
+# Every term's logarithm is padded by a bound on its rounding error, so the result is rounded UP.
 # ---------------------------------------------------------------------------------------------------
-def _log_binom_weights(alpha: int, q: float) -> np.ndarray:
-    k = np.arange(alpha + 1)
-    return (
-        special.gammaln(alpha + 1) - special.gammaln(k + 1) - special.gammaln(alpha - k + 1)
-        + k * math.log(q) + (alpha - k) * math.log1p(-q)
-    )
+_EPS = float(np.finfo(float).eps)
+
+
+def _half_inv_sq(noise_multiplier: float, sensitivity: float) -> float:
+    """``s²/(2z²)`` rounded up (``inf`` if it overflows; the smallest positive double if it underflows)."""
+    with np.errstate(over="ignore", under="ignore"):
+        ratio = np.float64(sensitivity) / np.float64(noise_multiplier)
+        c = float(ratio * ratio * 0.5)
+    if c == 0.0 and ratio > 0:
+        return 5e-324
+    return float(np.nextafter(c, np.inf))
+
+
+def _round_up(x: np.ndarray) -> np.ndarray:
+    """One ulp up (the last division of an RDP value), keeping exact zeros and infinities."""
+    x = np.asarray(x, dtype=float)
+    return np.where((x == 0) | ~np.isfinite(x), x, np.nextafter(x, np.inf))
 
 
 def _lse_rows(mat: np.ndarray) -> np.ndarray:
@@ -119,20 +140,46 @@ def _lse_rows(mat: np.ndarray) -> np.ndarray:
         return m_safe + np.log(np.exp(mat - m_safe[:, None]).sum(axis=1))
 
 
-def _log_a_int(q: float, alphas: np.ndarray, log_mgf: np.ndarray) -> np.ndarray:
-    """``log A_α`` for integer ``alphas`` given ``log_mgf[k]`` for ``k = 0..max α`` (one padded matrix)."""
+def _log_a_int(q: float, alphas: np.ndarray, log_excess: np.ndarray, xs: np.ndarray | None = None) -> np.ndarray:
+    """Upper value of ``log A_α`` for integer ``alphas`` (``0 < q < 1``) given upper values of
+    ``log(M_k − 1)`` for ``k = 0..max α`` (``-inf`` where ``M_k = 1``) and the moment arguments ``xs``."""
     al = np.asarray(alphas, dtype=float)[:, None]
-    k = np.arange(len(log_mgf), dtype=float)[None, :]
-    valid = k <= al
+    K = len(log_excess)
+    k = np.arange(K, dtype=float)[None, :]
+    valid = (k <= al) & np.isfinite(log_excess)[None, :]
+    xs = np.zeros(K) if xs is None else np.asarray(xs, dtype=float)
     with np.errstate(invalid="ignore"):
-        w = (special.gammaln(al + 1) - special.gammaln(k + 1) - special.gammaln(np.where(valid, al - k, 0.0) + 1)
-             + k * math.log(q) + (al - k) * math.log1p(-q) + log_mgf[None, :])
+        g1 = special.gammaln(al + 1)
+        g2 = special.gammaln(k + 1)
+        g3 = special.gammaln(np.where(k <= al, al - k, 0.0) + 1)
+        lq = k * math.log(q)
+        l1q = (al - k) * math.log1p(-q)
+        le = np.where(np.isfinite(log_excess), log_excess, 0.0)[None, :]
+        err = 8 * _EPS * (np.abs(g1) + g2 + g3 + np.abs(lq) + np.abs(l1q) + np.abs(le) + xs[None, :] + 4.0)
+        w = g1 - g2 - g3 + lq + l1q + le + err
     w = np.where(valid, w, -np.inf)
-    return _lse_rows(w)
+    s = _lse_rows(w)
+    s = np.where(np.isfinite(s), s + 8 * _EPS * (np.abs(s) + math.log(K + 1)), s)  # lse's own rounding
+    return np.logaddexp(0.0, s)
+
+
+def _plain_excess(K: int, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(log(M_k − 1), x_k)`` for the plain Gaussian, ``x_k = k(k−1)c``, ``k = 0..K−1`` (upper values)."""
+    from .._logspace import np_log_expm1
+
+    k = np.arange(K, dtype=float)
+    with np.errstate(over="ignore"):
+        xs = k * (k - 1) * c
+    ex = np_log_expm1(xs)
+    fin = np.isfinite(ex)
+    return np.where(fin, ex + 4 * _EPS * np.abs(np.where(fin, ex, 0.0)), ex), xs
+
+
+_FRAC_SIGMA_RANGE = (0.05, 1e4)  # the signed series is used only here; elsewhere the ceil-integer bound
 
 
 def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
-    """``log A_α`` for fractional orders [MTZ19 §3.3], vectorised over orders and terms.
+    """``log A_α`` for fractional orders [MTZ19 §3.3], vectorised over orders and terms (upper value).
 
     ``A_α = Σ_i C(α,i)[q^i(1−q)^{α−i} e^{(i²−i)/(2σ²)} ½erfc((i−z₀)/(√2σ)) + q^{α−i}(1−q)^i e^{(j²−j)/(2σ²)}
     ½erfc((z₀−j)/(√2σ))]``, ``j = α − i``, ``z₀ = σ² log(1/q − 1) + ½``. The generalised binomial
@@ -141,9 +188,10 @@ def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
     and reproduces Opacus. dp_accounting sums absolute values instead — an upper bound, larger by
     4–18 % near α = 1.1 (q = 0.01–0.04, σ = 0.8–1.5; ≲ 1e−3 at α = 3.5), measured against a quadrature of
     ``E_{μ0}[(μ/μ0)^α]`` (finding reported in docs/accounting.md). Stopping rule as in
-    dp_accounting: both magnitudes decrease and are 30 nats below the running total; orders that do not
-    stop within 65,536 terms get ``+inf`` with a warning (conservative). Near α = 1 the generalised
-    binomial coefficients decay only like a power law, so ~10⁴ terms are needed there.
+    dp_accounting: both magnitudes decrease and are 30 nats below the running total. Rounding: the result
+    is padded by ``(1e−12 + 4·n·eps)`` times the positive part (cancellation) plus twice the first omitted
+    term (the tail of the alternating series past the stop). Orders that do not stop within 16,384 terms
+    get ``+inf`` (the caller then uses the ceil-integer bound).
     """
     all_alphas = np.asarray(alphas, dtype=float)
     z0 = sigma**2 * math.log(1 / q - 1) + 0.5
@@ -168,26 +216,37 @@ def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             tot = pos + np.log1p(-np.exp(neg - pos))
         conv = np.zeros_like(s0, dtype=bool)
-        conv[:, 1:] = (s0[:, 1:] < s0[:, :-1]) & (s1[:, 1:] < s1[:, :-1]) & (
-            np.maximum(s0[:, 1:], s1[:, 1:]) < tot[:, 1:] - 30)
+        conv[:, 1:-1] = (s0[:, 1:-1] < s0[:, :-2]) & (s1[:, 1:-1] < s1[:, :-2]) & (
+            np.maximum(s0[:, 1:-1], s1[:, 1:-1]) < tot[:, 1:-1] - 30)
         done = conv.any(axis=1)
         first = np.argmax(conv, axis=1)
-        out[todo[done]] = tot[np.flatnonzero(done), first[done]]
+        rows = np.flatnonzero(done)
+        f = first[done]
+        log_err = np.logaddexp(pos[rows, f] + np.log(1e-12 + 4 * (f + 1) * _EPS),
+                               math.log(2.0) + s01[rows, f + 1])
+        out[todo[done]] = np.logaddexp(tot[rows, f], log_err)
         todo = todo[~done]
         if n_terms >= _MAX_FRAC_TERMS:
             break
         n_terms = min(2 * n_terms, _MAX_FRAC_TERMS)
-    bad = np.zeros(len(all_alphas), dtype=bool)
-    bad[todo] = True
-    bad |= ~np.isfinite(out)
-    if np.any(bad):
-        warnings.warn(
-            f"fractional-order series did not converge for orders {all_alphas[bad].tolist()} (q={q}, "
-            f"sigma={sigma}); using rdp=inf there (conservative)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        out[bad] = np.inf
+    out[~np.isfinite(out)] = np.inf
+    return out
+
+
+def _sgm_int(q: float, c: float, ia: np.ndarray) -> np.ndarray:
+    """Sampled-Gaussian RDP at integer orders ``ia`` (``0 < q < 1``, finite ``c = s²/(2z²)``), rounded up."""
+    ia = np.asarray(ia, dtype=int)
+    log_excess, xs = _plain_excess(int(ia.max()) + 1, c)
+    return _round_up(_log_a_int(q, ia, log_excess, xs) / (ia - 1))
+
+
+def _frac_with_ceil(q: float, sigma: float, c: float, fa: np.ndarray, ceil_rdp) -> np.ndarray:
+    """Fractional orders: min of the padded signed series and the ceil-integer value (Rényi divergences are
+    non-decreasing in the order: van Erven & Harremoës, arXiv:1206.2459v2, Thm 3)."""
+    out = ceil_rdp(np.ceil(fa).astype(int))
+    if _FRAC_SIGMA_RANGE[0] <= sigma <= _FRAC_SIGMA_RANGE[1]:
+        series = _round_up(_log_a_frac(q, sigma, fa) / (fa - 1))
+        out = np.minimum(out, series)
     return out
 
 
@@ -195,7 +254,9 @@ def sampled_gaussian_rdp(*, sampling_rate: float, noise_multiplier: float, order
                          sensitivity: float = 1.0) -> np.ndarray:
     """RDP of one Poisson-sampled Gaussian step at each order [MTZ19] (add/remove; sensitivity in units of C).
 
-    Degenerate ladder (as Opacus): ``q = 0 → 0``; ``z = 0 → ∞``; ``q = 1 → α s²/(2z²)``.
+    Degenerate ladder (as Opacus): ``q = 0 → 0``; ``z = 0 → ∞``; ``q = 1 → α s²/(2z²)``. Every value is
+    rounded up (never below the exact RDP); ``s²/(2z²)`` that overflows gives ``∞``, one that underflows the
+    smallest positive double.
     """
     orders = np.asarray(orders, dtype=float)
     q = float(sampling_rate)
@@ -203,18 +264,18 @@ def sampled_gaussian_rdp(*, sampling_rate: float, noise_multiplier: float, order
         return np.zeros(len(orders))
     if noise_multiplier == 0:
         return np.full(len(orders), np.inf)
-    sigma = noise_multiplier / sensitivity
+    c = _half_inv_sq(noise_multiplier, sensitivity)
+    if math.isinf(c):
+        return np.full(len(orders), np.inf)
     if q == 1:
-        return orders / (2 * sigma**2)
+        return _round_up(orders * c)
     out = np.empty(len(orders))
     is_int = np.array([_is_int(a) for a in orders])
     if np.any(is_int):
-        ia = orders[is_int].astype(int)
-        k = np.arange(int(ia.max()) + 1)
-        out[is_int] = _log_a_int(q, ia, k * (k - 1) / (2 * sigma**2)) / (ia - 1)
+        out[is_int] = _sgm_int(q, c, orders[is_int].astype(int))
     if np.any(~is_int):
-        fa = orders[~is_int]
-        out[~is_int] = _log_a_frac(q, sigma, fa) / (fa - 1)
+        out[~is_int] = _frac_with_ceil(q, noise_multiplier / sensitivity, c, orders[~is_int],
+                                       lambda ia: _sgm_int(q, c, ia))
     return out
 
 
@@ -223,9 +284,14 @@ def fresh_projection_rdp(*, sampling_rate: float, noise_multiplier: float, d: in
     """RDP of one step of the compressed Gaussian with a fresh rank-``r`` projection (docs/theory.md §4.3).
 
     ``q = 1``: ``log ₁F₁(r/2; d/2; α(α−1)s²/(2z²))/(α−1)`` at every order; ``q < 1``: integer orders,
-    ``(1/(α−1)) log Σ_k C(α,k)(1−q)^{α−k} q^k ₁F₁(r/2; d/2; k(k−1)s²/(2z²))``, fractional orders ``inf``.
-    ``r = d`` reduces exactly to the sampled Gaussian (``₁F₁(a; a; x) = eˣ``).
+    ``(1/(α−1)) log Σ_k C(α,k)(1−q)^{α−k} q^k ₁F₁(r/2; d/2; k(k−1)s²/(2z²))``; fractional orders: the
+    smaller of the plain sampled-Gaussian value (``b ≤ 1``) and the unsampled (``q = 1``) projected value
+    (sampling is post-processing of the unsampled pair, so it cannot increase a Rényi divergence), which
+    keeps ε monotone in ``q`` up to ``q = 1``. ``₁F₁`` enters through its upper bracket value, so every
+    value is ≥ the exact RDP. ``r = d`` reduces exactly to the sampled Gaussian (``₁F₁(a; a; x) = eˣ``).
     """
+    from ._kummer import log_hyp1f1_minus_one
+
     orders = np.asarray(orders, dtype=float)
     q = float(sampling_rate)
     if r >= d:
@@ -235,31 +301,72 @@ def fresh_projection_rdp(*, sampling_rate: float, noise_multiplier: float, d: in
         return np.zeros(len(orders))
     if noise_multiplier == 0:
         return np.full(len(orders), np.inf)
-    sigma = noise_multiplier / sensitivity
+    c = _half_inv_sq(noise_multiplier, sensitivity)
+    if math.isinf(c):
+        return np.full(len(orders), np.inf)
     a, b = r / 2.0, d / 2.0
+
+    def unsampled(al: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            xs = al * (al - 1) * c
+        return _round_up(log_hyp1f1(a, b, xs) / (al - 1))
+
     if q == 1:
-        return log_hyp1f1(a, b, orders * (orders - 1) / (2 * sigma**2)) / (orders - 1)
+        return unsampled(orders)
     out = np.full(len(orders), np.inf)
     is_int = np.array([_is_int(al) for al in orders])
+
+    def sampled_int(ia: np.ndarray) -> np.ndarray:
+        K = int(np.max(ia)) + 1
+        k = np.arange(K, dtype=float)
+        with np.errstate(over="ignore"):
+            xs = k * (k - 1) * c
+        log_excess = log_hyp1f1_minus_one(a, b, xs)[1]
+        return _round_up(_log_a_int(q, ia, log_excess, xs) / (np.asarray(ia) - 1))
+
     if np.any(is_int):
-        ia = orders[is_int].astype(int)
-        k = np.arange(int(ia.max()) + 1)
-        log_mgf = log_hyp1f1(a, b, k * (k - 1) / (2 * sigma**2))
-        out[is_int] = _log_a_int(q, ia, log_mgf) / (ia - 1)
+        out[is_int] = sampled_int(orders[is_int].astype(int))
+    if np.any(~is_int):
+        fa = orders[~is_int]
+        plain = sampled_gaussian_rdp(sampling_rate=q, noise_multiplier=noise_multiplier, orders=fa,
+                                     sensitivity=sensitivity)
+        out[~is_int] = np.minimum(plain, np.minimum(unsampled(fa), sampled_int(np.ceil(fa).astype(int))))
     return out
 
 
 # ---------------------------------------------------------------------------------------------------
 # (α−1)·RDP(α) of plain steps at sensitivity scale·√b, vectorised over b (used by the fixed projection).
 # ---------------------------------------------------------------------------------------------------
+def _log_a_b(logw: np.ndarray, err_w: np.ndarray, xs: np.ndarray, a: int) -> np.ndarray:
+    """Upper ``log A_α(b)`` column-wise: ``xs[k, j] = k(k−1)c·b_j`` (cancellation-free form, padded)."""
+    from .._logspace import np_log_expm1
+
+    excess = np_log_expm1(xs)
+    fin = np.isfinite(excess)
+    safe = np.where(fin, excess, 0.0)
+    terms = np.where(fin, logw[:, None] + err_w[:, None] + safe + 8 * _EPS * (np.abs(safe) + np.where(fin, xs, 0.0)),
+                     -np.inf)
+    m = terms.max(axis=0)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        ssum = m_safe + np.log(np.exp(terms - m_safe[None, :]).sum(axis=0))
+    fin_s = np.isfinite(ssum)
+    sv = np.where(fin_s, ssum, 0.0)
+    ssum = np.where(fin_s, sv + 8 * _EPS * (np.abs(sv) + math.log(a + 2)), ssum)
+    return np.logaddexp(0.0, ssum)
+
+
 def _log_moment_b(event: DpEvent, alpha: float, b: np.ndarray, scale: float) -> np.ndarray:
+    """Upper value of ``(α−1)·RDP(α)`` of plain steps whose sensitivity is ``scale·√b`` (vectorised over ``b``)."""
     if isinstance(event, GaussianEvent):
         z = event.noise_multiplier
         if math.isinf(z):
             return np.zeros_like(b)
         if z == 0:
             return np.where(b > 0, np.inf, 0.0)
-        return alpha * (alpha - 1) * scale**2 * b / (2 * z**2)
+        c = _half_inv_sq(z, scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _round_up(np.where(b > 0, alpha * (alpha - 1) * c * b, 0.0))
     if isinstance(event, PoissonSampledEvent) and isinstance(event.event, GaussianEvent):
         q, z = event.sampling_probability, event.event.noise_multiplier
         if q == 0 or math.isinf(z):
@@ -270,16 +377,22 @@ def _log_moment_b(event: DpEvent, alpha: float, b: np.ndarray, scale: float) -> 
             return np.where(b > 0, np.inf, 0.0)
         if not _is_int(alpha):
             return np.full_like(b, np.inf)
+        c = _half_inv_sq(z, scale)
+        if math.isinf(c):
+            return np.where(b > 0, np.inf, 0.0)
         a = int(alpha)
-        k = np.arange(a + 1)
-        w = _log_binom_weights(a, q)
-        mat = w[:, None] + (k * (k - 1))[:, None] * (scale**2 * b[None, :] / (2 * z**2))
-        m = mat.max(axis=0)
-        return m + np.log(np.exp(mat - m[None, :]).sum(axis=0))
+        k = np.arange(a + 1, dtype=float)
+        g = special.gammaln(a + 1) - special.gammaln(k + 1) - special.gammaln(a - k + 1)
+        lq, l1q = k * math.log(q), (a - k) * math.log1p(-q)
+        logw = g + lq + l1q
+        err_w = 8 * _EPS * (special.gammaln(a + 1) + special.gammaln(k + 1) + special.gammaln(a - k + 1)
+                            + np.abs(lq) + np.abs(l1q) + 4.0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return _log_a_b(logw, err_w, (k * (k - 1))[:, None] * (c * b[None, :]), a)
     if isinstance(event, SelfComposedEvent):
         if event.count == 0:
             return np.zeros_like(b)
-        return event.count * _log_moment_b(event.event, alpha, b, scale)
+        return _round_up(event.count * _log_moment_b(event.event, alpha, b, scale))
     if isinstance(event, ComposedEvent):
         tot = np.zeros_like(b)
         for e in event.events:
@@ -381,7 +494,9 @@ class RdpAccountant:
     """
 
     def __init__(self, orders: Sequence[float] | None = None, neighboring: str = "add_remove",
-                 *, fixed_grid: int = 512, n_lambda_samples: int = 20000, seed: int = 0):
+                 *, fixed_grid: int = 512, n_lambda_samples: int = 20000, seed: int = 0,
+                 lambda_law: str = "bound"):
+        self._adaptive = orders is None
         orders = DEFAULT_ORDERS if orders is None else orders
         orders = np.asarray([check_real("orders", o, lo=1.0, lo_open=True) for o in orders], dtype=float)
         if len(orders) == 0:
@@ -391,6 +506,7 @@ class RdpAccountant:
         self.fixed_grid = check_int("fixed_grid", fixed_grid, minimum=16)
         self.n_lambda_samples = check_int("n_lambda_samples", n_lambda_samples, minimum=100)
         self.seed = seed
+        self.lambda_law = check_choice("lambda_law", lambda_law, ("bound", "simulated"))
         self._events: list[tuple[DpEvent, int]] = []
         self._fixed_cache: dict = {}
         self._fixed_min_tail = 0.0
@@ -419,8 +535,8 @@ class RdpAccountant:
         if isinstance(event, FixedProjectionEvent):
             k = event.span_dim * (2 if self.neighboring == "replace_one" else 1)
             trivial = event.unprojected or any(k + event.r > dl for dl in event.d)  # λ ≡ 1: nothing to truncate
-            # the simulated λ_max law (k > 1) is used without truncation, so no δ_M is spent on it
-            return [] if trivial or k > 1 else [event]
+            # the simulated λ_max law (an estimate, opt-in) is used without truncation: no δ_M spent on it
+            return [] if trivial or (k > 1 and self.lambda_law == "simulated") else [event]
         if isinstance(event, (SelfComposedEvent, PoissonSampledEvent)):
             return self._hp_events(event.event)
         if isinstance(event, ComposedEvent):
@@ -430,7 +546,7 @@ class RdpAccountant:
     def _shared(self, d, r, span_dim, unprojected) -> SharedVariable:
         k = span_dim * (2 if self.neighboring == "replace_one" else 1)
         return shared_variable(d=d, r=r, span_dim=k, unprojected=unprojected,
-                               n_samples=self.n_lambda_samples, seed=self.seed)
+                               n_samples=self.n_lambda_samples, seed=self.seed, law=self.lambda_law)
 
     def _rdp(self, event: DpEvent, scale: float, hp_fail: dict) -> np.ndarray:
         orders = self.orders
@@ -471,20 +587,71 @@ class RdpAccountant:
             return self._rdp(event.event, scale * math.sqrt(q_m), hp_fail)
         raise UnsupportedEventError(f"RdpAccountant does not support {event_name(event)}")  # pragma: no cover
 
+    def _plain_of(self, event: FixedProjectionEvent, scale: float, hp_fail: dict) -> np.ndarray:
+        pkey = ("plain", id(event), scale)
+        if pkey not in self._fixed_cache:
+            self._fixed_cache[pkey] = self._rdp(event.event, scale, hp_fail)
+        return self._fixed_cache[pkey]
+
     def _fixed(self, event: FixedProjectionEvent, scale: float, hp_fail: dict) -> np.ndarray:
         """docs/theory.md §4.4: ``(α−1)ε(α) = log E_λ[exp((α−1)ε_inner(α; √λ))]``, optionally conditioned on
         ``λ ≤ t`` where ``P(λ > t) ≤ δ_M`` (the tail goes into δ: ``P(S) ≤ e^ε P′(S) + δ + δ_M`` because
-        the event ``λ ≤ t`` depends on ``A`` only). Upper Riemann–Stieltjes sums: errs upward."""
+        the event ``λ ≤ t`` depends on ``A`` only). Upper Riemann–Stieltjes sums in the cancellation-free form
+        ``E[f] = 1 + Σ m_i (f(e_{i+1}) − 1)`` (``f ≥ 1`` increasing; masses normalised), padded by a relative
+        1e−9 for the quadrature of the masses: errs upward. For ``k > 1`` directions the law of ``λ`` is the
+        net bound ``λ′`` (stochastically larger, :mod:`.projection`) and ``E[f(λ) | λ ≤ t] ≤
+        E[f(min(λ′, t))]/(1 − P′(λ′ > t))``."""
+        from .._logspace import np_log_expm1
+
         orders = self.orders
         var = self._shared(event.d, event.r, event.span_dim, event.unprojected)
         if var.kind == "one":
             return self._rdp(event.event, scale, hp_fail)
+        self.details["fixed_law"] = var.kind
+        if var.kind == "simulated":
+            self.details["estimate"] = True
         tail = hp_fail.get(id(event)) or 0.0
-        pkey = ("plain", id(event), scale)
         if tail < 0:  # sentinel: account the unprojected run (λ ≤ 1), spending no δ_M
-            if pkey not in self._fixed_cache:
-                self._fixed_cache[pkey] = self._rdp(event.event, scale, hp_fail)
-            return self._fixed_cache[pkey]
+            return self._plain_of(event, scale, hp_fail)
+        plain = self._plain_of(event, scale, hp_fail)
+        if var.kind == "net":
+            floor = self._fixed_min_tail if 0 < self._fixed_min_tail <= tail else tail
+            hi = var.net_upper_quantile(floor * 0.999) if tail > 0 else 1.0
+            key = ("net", id(event), scale, hi)
+            if key not in self._fixed_cache:
+                edges = np.linspace(0.0, hi, self.fixed_grid * 4 + 1)
+                sf = var.net_sf_array(edges)
+                sf[0] = 1.0
+                if hi >= 1.0:
+                    sf[-1] = 0.0
+                with np.errstate(divide="ignore"):
+                    ld = np.log(np.maximum(sf[:-1] - sf[1:], 0.0))
+                ex = np.full((len(orders), len(edges)), np.inf)
+                for i, a in enumerate(orders):
+                    vals = _log_moment_b(event.event, a, edges, scale)
+                    if np.all(np.isfinite(vals)):
+                        ex[i] = np_log_expm1(vals)
+                with np.errstate(invalid="ignore"):
+                    cum = np.logaddexp.accumulate(ld[None, :] + ex[:, 1:], axis=1)
+                self._fixed_cache[key] = (edges, sf, ex, cum)
+            edges, sf, ex, cum = self._fixed_cache[key]
+            if tail > 0:
+                ok = np.flatnonzero(sf[1:] <= tail)
+                if len(ok) == 0:
+                    return plain
+                j = int(ok[0])  # condition on λ ≤ t = edges[j+1]; mass sf[j] of λ′ sits at t
+            else:
+                j = len(edges) - 2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                num = math.log(sf[j]) + ex[:, j + 1] if sf[j] > 0 else np.full(len(orders), -np.inf)
+                if j >= 1:
+                    num = np.logaddexp(num, cum[:, j - 1])
+                cond = -math.log1p(-sf[j + 1]) if sf[j + 1] > 0 else 0.0
+                up = (np.logaddexp(0.0, num) * (1 + 1e-9) + cond) / (orders - 1)
+            up = np.where(np.isfinite(ex[:, j + 1]), up, np.inf)
+            if tail > 0:
+                self.details["fixed_truncation"] = float(edges[j + 1])
+            return np.minimum(_round_up(up), plain)
         # Grid: the whole of [0, 1] for the plain expectation; only [0, t(min tail)] when every query
         # truncates the tail (get_epsilon), which halves the work.
         if tail <= 0 or var.kind != "beta":
@@ -497,38 +664,37 @@ class RdpAccountant:
             if var.kind == "beta":
                 edges, lm, sf = _beta_grid(var.a, var.cs, hi, self.fixed_grid)
             else:
-                edges = np.sort(var.samples)
-                lm = np.full(len(edges), -math.log(len(edges)))
+                edges = np.concatenate([[0.0], np.sort(var.samples)])
+                lm = np.full(len(edges) - 1, -math.log(len(edges) - 1))
                 sf = None
+            cum_den = np.logaddexp.accumulate(lm)
             cum_up = np.full((len(orders), len(lm)), np.inf)
             cum_lo = np.full((len(orders), len(lm)), np.inf)
             for i, a in enumerate(orders):
                 vals = _log_moment_b(event.event, a, edges, scale)
                 if not np.all(np.isfinite(vals)):
                     continue
-                if var.kind == "beta":
-                    cum_up[i] = np.logaddexp.accumulate(lm + vals[1:])
-                    cum_lo[i] = np.logaddexp.accumulate(lm + vals[:-1])
-                else:
-                    cum_up[i] = cum_lo[i] = np.logaddexp.accumulate(lm + vals)
-            self._fixed_cache[key] = (var, edges, sf, cum_up, cum_lo)
-        var, edges, sf, cum_up, cum_lo = self._fixed_cache[key]
+                ex = np_log_expm1(vals)
+                cum_up[i] = np.logaddexp.accumulate(lm + ex[1:])
+                cum_lo[i] = np.logaddexp.accumulate(lm + ex[:-1])
+            self._fixed_cache[key] = (edges, sf, cum_den, cum_up, cum_lo)
+        edges, sf, cum_den, cum_up, cum_lo = self._fixed_cache[key]
         j = cum_up.shape[1] - 1
-        log_norm = 0.0
         if tail > 0 and sf is not None:
             ok = np.flatnonzero(sf[1:] <= tail)  # interval index j: keep intervals 0..j, λ ≤ edges[j+1]
+            if len(ok) == 0:  # the grid never reaches the quantile (it is within float steps of 1): λ ≤ 1
+                return plain
             j = int(ok[0])
-            log_norm = math.log1p(-sf[j + 1])
             self.details["fixed_truncation"] = float(edges[j + 1])
-        self.details["fixed_law"] = var.kind
-        self.details["fixed_rdp_lower"] = (cum_lo[:, j] - log_norm) / (orders - 1)
-        fixed = (cum_up[:, j] - log_norm) / (orders - 1)
+        with np.errstate(invalid="ignore"):
+            up = np.logaddexp(0.0, cum_up[:, j] - cum_den[j]) * (1 + 1e-9)
+            lo = np.logaddexp(0.0, cum_lo[:, j] - cum_den[j])
+        up = np.where(np.isfinite(cum_up[:, j]), up, np.inf)
+        self.details["fixed_rdp_lower"] = lo / (orders - 1)
+        fixed = _round_up(up / (orders - 1))
         # λ ≤ 1: for every A (conditioned or not) the run is dominated by the unprojected one, so the plain
         # curve is a bound too, order by order (fills fractional orders).
-        pkey = ("plain", id(event), scale)
-        if pkey not in self._fixed_cache:
-            self._fixed_cache[pkey] = self._rdp(event.event, scale, hp_fail)
-        return np.minimum(fixed, self._fixed_cache[pkey])
+        return np.minimum(fixed, plain)
 
     def _fresh(self, q: float, ev: FreshProjectedGaussianEvent, scale: float) -> np.ndarray:
         d = ev.d_min  # smallest d is the worst case for the fresh RDP (docs/theory.md §4.2; Jensen per layer)
@@ -565,6 +731,67 @@ class RdpAccountant:
         return tot
 
     def get_epsilon_and_order(self, delta: float) -> tuple[float, float]:
+        """Smallest ε over the orders (docs/theory.md §4.6) for the target ``delta``, and the order attaining it.
+
+        With the default orders the grid **adapts**: while the best order is at the top (bottom) edge the grid
+        is extended upward (toward 1.01), and around an interior best order it is refined (every integer
+        between the neighbours above 11, steps of ~1 % of ``α − 1`` below), until nothing changes — so ε is
+        within 0.5 % of the minimum over continuous orders (tests/test_accounting_rdp.py). User-given orders
+        are used as they are. An :class:`OrderGridWarning` is issued only if the best order is still at an
+        edge; an :class:`EstimateWarning` if the number is a Monte Carlo estimate (``lambda_law="simulated"``).
+        """
+        if not self._events:
+            return 0.0, math.nan
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            eps, order = self._eps_order(delta)
+        if self._adaptive and math.isfinite(eps) and eps > 0:
+            for _ in range(12):
+                new = self._refinement(order)
+                if len(new) == 0:
+                    break
+                self.orders = np.unique(np.concatenate([self.orders, new]))
+                self._fixed_cache = {}
+                with warnings.catch_warnings(record=True) as caught2:
+                    warnings.simplefilter("always")
+                    eps2, order2 = self._eps_order(delta)
+                caught = caught2
+                if eps2 <= eps:
+                    eps, order = eps2, order2
+                else:  # pragma: no cover - adding orders cannot increase a minimum
+                    break
+            self.details["orders_evaluated"] = len(self.orders)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if self.details.get("estimate"):
+            warnings.warn("the fixed-projection epsilon uses a simulated law of lambda_max (lambda_law='simulated'): "
+                          "it is a Monte Carlo ESTIMATE, not a bound", EstimateWarning, stacklevel=2)
+        return eps, order
+
+    def _refinement(self, order: float) -> np.ndarray:
+        """Orders to add around the current best ``order`` (empty when the grid is fine enough there)."""
+        orders = np.sort(self.orders)
+        i = int(np.searchsorted(orders, order))
+        if i >= len(orders) - 1:  # top edge: extend upward
+            top = orders[-1]
+            if top >= _MAX_ORDER:
+                return np.array([])
+            return np.unique(np.minimum(np.round(top * np.array([1.125, 1.25, 1.5, 2.0, 3.0, 4.0])), _MAX_ORDER))
+        lo = orders[i - 1] if i > 0 else 1.01
+        hi = orders[i + 1]
+        if order >= 11:
+            cand = np.arange(math.floor(lo) + 1, math.ceil(hi), dtype=float)
+            if len(cand) > 24:
+                cand = np.unique(np.round(np.linspace(lo, hi, 26)[1:-1]))
+        else:
+            step = 0.01 * (order - 1)
+            cand = np.concatenate([np.linspace(lo, order, 5)[1:-1], np.linspace(order, hi, 5)[1:-1]])
+            if hi - lo <= 2 * step:
+                cand = np.array([])
+        cand = cand[(cand > 1.01) & ~np.isin(cand, orders)]
+        return cand
+
+    def _eps_order(self, delta: float) -> tuple[float, float]:
         """Smallest ε over the orders (docs/theory.md §4.6) for the target ``delta``, and the order attaining it.
 
         With high-probability / fixed-projection events whose ``δ_M`` is unset, ``δ`` is split as
