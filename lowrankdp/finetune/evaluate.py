@@ -122,12 +122,17 @@ def privacy_block(config, *, steps: int, sampling_rate: float | None, projection
 
 
 def accounting_epsilon(kw: dict[str, Any]) -> tuple[float | None, Guarantee, str]:
-    """(ε, what it is, where it came from) for ``lowrankdp.accounting.epsilon(**kw)``; a failure is recorded,
-    never replaced by another number."""
+    """(ε, what it is, where it came from) from ``lowrankdp.accounting.epsilon_result(**kw)``: the tightest valid
+    value among its accountants, flagged "estimate" where it is not a proven bound. A failure is recorded, never
+    replaced by another number."""
     from .. import accounting
 
     try:
-        eps = float(accounting.epsilon(**kw))
+        res = accounting.epsilon_result(**kw)
     except ValueError as exc:
-        return None, Guarantee.NONE, f"lowrankdp.accounting.epsilon failed: {exc}"
-    return eps, Guarantee.BOUND if math.isfinite(eps) else Guarantee.NONE, "lowrankdp.accounting.epsilon"
+        return None, Guarantee.NONE, f"lowrankdp.accounting.epsilon_result failed: {exc}"
+    eps = float(res.epsilon)
+    if not math.isfinite(eps):
+        return eps, Guarantee.NONE, f"lowrankdp.accounting ({res.source})"
+    kind = Guarantee.ESTIMATE if res.kind == "estimate" else Guarantee.BOUND
+    return eps, kind, f"lowrankdp.accounting ({res.source})"
