@@ -357,8 +357,8 @@ def _closeness_finding(fft: list[RunEntry], lora: list[RunEntry], dp: list[RunEn
 
 
 def claim_lora_close_to_dp(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §8.1): LoRA is about as private as DP-SGD — at equal utility, LoRA's
-    sensitive-token loss is closer to DP-SGD's than to FFT's."""
+    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §8.1): LoRA is about as private as DP-SGD — at equal utility,
+    LoRA's sensitive-token loss is closer to DP-SGD's than to FFT's."""
     findings = [_closeness_finding(*t) for t in _triples(runs)]
     return _result("lora_close_to_dp", "LoRA about as private as DP-SGD (closer to DP-SGD than to FFT, equal "
                    "utility)", "[RPUE] arXiv:2502.13313v2; docs/theory.md §8.1", findings,
@@ -400,7 +400,8 @@ def claim_compressed_vs_targets(runs: Sequence[RunEntry]) -> ClaimResult:
 
 
 def claim_compressed_vs_lora_fa(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[LRP] (arXiv:2601.21719v1; docs/theory.md §8.7): at equal ε, compressed DP-SGD vs DP-LoRA-FA (its comparator) on utility."""
+    """[LRP] (arXiv:2601.21719v1; docs/theory.md §8.7): at equal ε, compressed DP-SGD vs DP-LoRA-FA (its
+    comparator) on utility."""
     findings = [_utility_finding(a, b) for a, b in
                 _cell_pairs(runs, "compressed-dp-sgd", "dp-lora-fa", same_level=True)]
     return _result("compressed_vs_lora_fa", "Equal ε: compressed DP-SGD has better utility than DP-LoRA-FA",
@@ -477,7 +478,8 @@ def claim_flops(runs: Sequence[RunEntry]) -> ClaimResult:
             if f is not None:
                 findings.append(f)
     return _result("flops", "FLOPs per token: DP-SGD ≈ 1.33× FFT and ≈ 2× LoRA (measured)",
-                   "[RPUE] arXiv:2502.13313v2; docs/theory.md §6", findings, "needs finished DP-SGD and FFT or LoRA runs")
+                   "[RPUE] arXiv:2502.13313v2; docs/theory.md §6", findings,
+                   "needs finished DP-SGD and FFT or LoRA runs")
 
 
 @functools.lru_cache(maxsize=256)
@@ -545,8 +547,9 @@ def _audit_finding(r: RunEntry, a: dict[str, Any]) -> Finding:
 
 
 def claim_audit_below_accountant(runs: Sequence[RunEntry]) -> ClaimResult:
-    """No audited ε (one-run audit, Steinke, Nasr and Jagielski, arXiv:2305.08846v1; docs/theory.md §9.4) exceeds the accountant's ε,
-    judged only at the accountant's δ and where the audit's canaries could certify more than that ε."""
+    """No audited ε exceeds the accountant's ε (one-run audit: Steinke, Nasr and Jagielski, arXiv:2305.08846v1;
+    docs/theory.md §9.4), judged only at the accountant's δ and where the audit's canaries could certify more than
+    that ε."""
     findings = [_audit_finding(r, a) for r in runs if r.ok and r.private and r.privacy is not None
                 and r.privacy.epsilon is not None for a in r.audits]
     return _result("audit_below_accountant", "No audited ε exceeds the accountant's ε",

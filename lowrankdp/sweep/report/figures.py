@@ -219,7 +219,8 @@ def fig_equal_utility(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figur
     notes = _missing(runs, lambda r: r.value("sensitive_loss_token") is not None, "a sensitive-token loss")
     short = cell_labels(runs)
     panels = [(items, xl) for items, xl in (
-        ([(r, d) for r, d, _, _ in rows if d is not None], "Δ sensitive loss vs FFT at equal utility (nats) ↑ more private"),
+        ([(r, d) for r, d, _, _ in rows if d is not None],
+         "Δ sensitive loss vs FFT at equal utility (nats) ↑ more private"),
         ([(r, g) for r, _, g, _ in rows if g is not None], "memorisation gap, test − train (nats)")) if items]
     if not panels:
         return Figure("equal_utility", title, caption, None, notes)
@@ -405,8 +406,10 @@ def fig_roc(runs: Sequence[RunEntry], labels: dict[str, str], attack: str = "los
 def fig_audit(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
     title = "Accountant ε vs audited ε"
     caption = ("Each stored privacy audit of a DP run: its certified lower bound on ε against the accountant's ε "
-               "(diagonal: equality; a point above it would contradict the accountant, if the audit could "
-               "certify that much at its number of canaries).")
+               "(diagonal: equality). A point above the diagonal contradicts the accountant; where the grey bar "
+               "(the largest ε the audit could certify with its canaries) lies below the diagonal, the audit "
+               "could not have contradicted it (\"not testable\" in the claims). Squares: ε is an estimate or "
+               "rests on an assumption.")
     pts = [(r, a) for r in runs if r.ok and r.private and r.privacy and r.privacy.epsilon is not None
            for a in r.audits]
     if not pts:
@@ -419,6 +422,12 @@ def fig_audit(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
                    if isinstance(a.get(k), (int, float))), math.nan)
         ax.plot([r.privacy.epsilon], [lb], "o" if not epsilon_flag(r) else "s", color=r.color,
                 label=f"{r.label} · {a.get('name', 'audit')}")
+        cap = next((float(a[k]) for k in ("max_epsilon", "epsilon_max", "perfect_epsilon")
+                    if isinstance(a.get(k), (int, float))), None)
+        if cap is not None:  # the most this audit could have certified
+            ax.plot([r.privacy.epsilon], [cap], "_", ms=14, mew=2, color="gray",
+                    label="largest ε the audit could certify")
+            top = max(top, cap)
         top = max(top, r.privacy.epsilon, lb if math.isfinite(lb) else 0.0)
     ax.plot([0, top * 1.1], [0, top * 1.1], "--", color="gray", lw=1)
     ax.set(xlabel="accountant ε", ylabel="audited ε (lower bound)", title=title)

@@ -186,7 +186,8 @@ def build_blocks(data: SweepData, title: str, claims: Sequence[ClaimResult], fig
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1320px;margin:24px auto;padding:0 16px;
 color:#222;line-height:1.45}
-h1{font-size:24px;margin-bottom:4px} h3{font-size:15px;margin-top:20px} h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h1{font-size:24px;margin-bottom:4px} h3{font-size:15px;margin-top:20px}
+h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555;font-size:13px} .caption{color:#444;font-size:13.5px;max-width:1100px}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px;font-size:13px;margin:8px 0}
 .banner{background:#fde2e2;border:2px solid #c00;padding:10px;font-weight:bold}
@@ -216,7 +217,7 @@ def _html_block(b: Block) -> str:
     if b.kind == "figure":
         f = b.figure
         if f is None or f.png is None:
-            return "<p class='note'>Not drawn: no stored values.</p>"
+            return "" if f is not None and f.notes else "<p class='note'>Not drawn: no stored values.</p>"
         return f"<img alt='{e(f.title)}' src='data:image/png;base64,{base64.b64encode(f.png).decode()}'>"
     cls = {"p": "meta", "note": "note", "banner": "banner", "caption": "caption"}.get(b.kind, "caption")
     return f"<p class='{cls}'>{e(b.text)}</p>"
@@ -246,7 +247,7 @@ def _md_block(b: Block) -> list[str]:
     if b.kind == "figure":
         f = b.figure
         if f is None or f.png is None:
-            return ["_Not drawn: no stored values._", ""]
+            return [] if f is not None and f.notes else ["_Not drawn: no stored values._", ""]
         return [f"![{md_escape(f.title)}](report_figures/{f.key}.png)", ""]
     prefix = {"note": "> ", "banner": "> **", "caption": ""}.get(b.kind, "")
     suffix = "**" if b.kind == "banner" else ""
