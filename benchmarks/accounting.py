@@ -6,7 +6,7 @@ plain-Gaussian tasks with dp_accounting (RDP and PLD). Ratios are ours / dp_acco
 Prints Markdown and writes docs/results/accounting_benchmark.{md,json} with provenance.
 
 Setting: q = 0.01, z = 1.0, δ = 1e-5, d = 768, r = 8; calibration target ε = 1 at T = 1000.
-Targets (issue 3): ε in < 50 ms for any T with RDP, calibration < 1 s, fixed projection < 1 s.
+Targets: ε in < 50 ms for any T with RDP, calibration < 1 s, fixed projection < 1 s.
 """
 
 from __future__ import annotations

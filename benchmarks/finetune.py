@@ -4,13 +4,13 @@ Every method runs in its own fresh process (so peak memory is per method, also o
 fixed batch of token ids (B records x L tokens, all real), and results are reported as ratios to FFT
 measured in this one invocation. DP methods step on that fixed batch directly (no Poisson sampling:
 this is a cost measurement, not a private run). FLOPs: ``torch.utils.flop_counter`` on one step
-(matrix multiplies and attention only) beside the analytic count of theory.md §6.
+(matrix multiplies and attention only) beside the analytic count of docs/theory.md §6.
 
     .venv/bin/python benchmarks/finetune.py            # CPU rows (tiny model); GPU rows when CUDA is present
     .venv/bin/python benchmarks/finetune.py --quick    # fewer steps
 
 Writes docs/results/finetune_benchmark.md and .json with the provenance block.
-GPU targets (issue 6): DP-LoRA step <= 1.2x LoRA; DP-SGD (ghost) <= 1.6x FFT; measured FLOPs ratios beside
+GPU targets: DP-LoRA step <= 1.2x LoRA; DP-SGD (ghost) <= 1.6x FFT; measured FLOPs ratios beside
 the analytic 1.33 (DP-SGD/FFT) and 2 (DP-SGD/LoRA).
 """
 
@@ -168,7 +168,7 @@ def markdown(rows_by_setting: list[tuple[dict, str, list[dict] | None]], prov: d
            "Each row: its own fresh process, the same fixed batch (B records x L tokens), median step time over "
            "the timed steps after one warm-up; ratios to FFT (and LoRA) from this one invocation. FLOPs: "
            "`torch.utils.flop_counter` on one step (matmuls/attention only) per target token; analytic: "
-           "theory.md §6 (6N FFT, 4N LoRA/LoRA-FA/DP-LoRA, 8N DP-SGD, + projection for compressed DP-SGD), "
+           "docs/theory.md §6 (6N FFT, 4N LoRA/LoRA-FA/DP-LoRA, 8N DP-SGD, + projection for compressed DP-SGD), "
            "N = Linear weights incl. the output head. CPU memory: peak RSS above the RSS after loading the "
            "model (process-level, coarse). DP rows step on the fixed batch without Poisson sampling (cost only).",
            "",

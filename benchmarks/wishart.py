@@ -6,7 +6,7 @@ calls) and a Monte Carlo estimate from ``--mc-samples`` privacy-loss draws (samp
 ``mean((1 - e^{ε-L})_+) = δ``), and reports the Monte Carlo's error against the exact value together with its
 own standard error (delta method: SE(δ̂)/|dδ/dε|).
 
-Target (issue 2): exact ε in under 0.5 s per call on the 2-core CI machine at every size, and more accurate
+Target: exact ε in under 0.5 s per call on the 2-core CI machine at every size, and more accurate
 than the Monte Carlo estimate. Prints a Markdown table and writes ``docs/results/wishart_benchmark.md`` and
 ``.json`` with the provenance block.
 

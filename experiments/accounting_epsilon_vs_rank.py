@@ -1,4 +1,4 @@
-"""ε against the projection rank r: none vs fresh vs fixed vs high-probability (issue 3).
+"""ε against the projection rank r: none vs fresh vs fixed vs high-probability.
 
 Grid: d ∈ {768, 2048}, z ∈ {0.6, 1.0}, q = 0.01, T = 1000, δ = 1e-5, r ∈ {1, 2, 4, …, d}; RDP accountant
 (default orders). ``--pld`` adds the PLD ε of the fresh projection (slow: ~5–10 s per point).

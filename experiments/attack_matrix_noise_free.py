@@ -1,6 +1,6 @@
 """Noise-free Wishart matrix mechanism: AUC of the symmetry and reconstruction tests for
 d ∈ {16, 64, 256}, r ∈ {4, 16, d/2}, and the vector query (one column) for comparison ([LRP] Thm 1–2,
-theory.md §2–3). Writes docs/results/attack_matrix_noise_free.{md,json}. About a minute on 2 cores.
+docs/theory.md §2–§3). Writes docs/results/attack_matrix_noise_free.{md,json}. About a minute on 2 cores.
 
     .venv/bin/python experiments/attack_matrix_noise_free.py [--trials 2000]
 """
@@ -53,12 +53,12 @@ def main() -> None:
         "evaluation trials per side), not by the mechanism.\n\n"
         "## Matrix query (columns ≥ 2): [LRP] Thm 2 — perfectly distinguishable\n\n"
         + table(["d", "r", "test", "columns", "AUC", "AUC 95% CI", "TPR@0.1%", "TPR@1%", "ε lower bound", "s"], rows)
-        + "\n\n## Vector query (one column, exact likelihood ratio, theory.md §2)\n\n"
-        "The output of the vector query has a density (theory.md §2 fact 2); the two neighbours' supports "
+        + "\n\n## Vector query (one column, exact likelihood ratio, docs/theory.md §2)\n\n"
+        "The output of the vector query has a density (docs/theory.md §2 fact 2); the two neighbours' supports "
         "differ only on the half-space `v_inᵀy ≤ 0`, hit by a non-member with probability δ_supp(ρ, r). "
         "So the AUC is below 1, the TPR at low FPR is set by δ_supp, and both fall as the alignment ρ grows — "
         "what [LRP] Thm 1 says (private only on aligned datasets). At r = d/2 and d = 256 the exact ε of the "
-        "vector query is in the hundreds even at ρ = 0.9 (theory.md §2 reference table), so an AUC ≈ 1 there is "
+        "vector query is in the hundreds even at ρ = 0.9 (docs/theory.md §2 reference table), so an AUC ≈ 1 there is "
         "expected, not a contradiction.\n\n"
         + table(["d", "r", "ρ", "AUC", "TPR@0.1%", "TPR@1%", "non-members outside support (measured)",
                  "δ_supp(ρ, r) (closed form)", "ε lower bound"], vec_rows)

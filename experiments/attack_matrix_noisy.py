@@ -1,5 +1,5 @@
 """Noisy matrix mechanism: attack AUC and certified ε lower bound against the accountant's ε for the same
-mechanism and threat model, over σ and r (theory.md §4). Writes docs/results/attack_matrix_noisy.{md,json}.
+mechanism and threat model, over σ and r (docs/theory.md §4). Writes docs/results/attack_matrix_noisy.{md,json}.
 
     .venv/bin/python experiments/attack_matrix_noisy.py [--trials 4000]
 

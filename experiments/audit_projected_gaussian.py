@@ -1,4 +1,4 @@
-"""Full privacy audit of the projected Gaussian accountants by simulation (issue 3).
+"""Full privacy audit of the projected Gaussian accountants by simulation.
 
 Runs the unsampled M2 mechanism itself (``lowrankdp.accounting.audit``; conventions there) on worst-case
 neighbouring pairs, for each projection kind and ΔV scenario, and compares

@@ -1,4 +1,4 @@
-"""ε against rank for the noise-free Wishart projection mechanism ([LRP] Thm 1; theory.md §2 and [erratum]).
+"""ε against rank for the noise-free Wishart projection mechanism ([LRP] Thm 1; docs/theory.md §2, §2.2).
 
 Claim supported: the published Theorem-1 coefficient c = (d+r-1)/2 falls below the exact ε (not a bound) at
 large r, while the corrected c = (d-r+1)/2 stays above it, reproducing the shape of the authors' ε-vs-r plot.
@@ -57,7 +57,7 @@ def compute(*, d: int = 400, delta: float = 0.01, rhos: tuple[float, ...] = (0.5
         series.append({"rho": rho, "rows": rows})
     result = {
         "experiment": "wishart_epsilon_vs_rank",
-        "claim": "as-printed Theorem-1 coefficient is not a bound; corrected one is (theory.md [erratum])",
+        "claim": "as-printed Theorem-1 coefficient is not a bound; corrected one is (docs/theory.md §2.2)",
         "config": {"d": d, "delta": delta, "rhos": list(rhos), "neighbouring": "any pair with VᵀV' >= rho"},
         "series": series,
         "seconds": time.perf_counter() - t0,

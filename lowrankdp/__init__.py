@@ -17,7 +17,7 @@ import importlib
 __version__ = "0.1.0"
 
 # Core submodules re-exported lazily: `lowrankdp.wishart` etc. work after `import lowrankdp`.
-_CORE = ("wishart", "influence", "accounting", "metrics", "attacks", "data", "provenance")
+_CORE = ("wishart", "influence", "accounting", "metrics", "attacks", "audit", "data", "provenance")
 
 
 def __getattr__(name: str):

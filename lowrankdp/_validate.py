@@ -1,7 +1,7 @@
 """Input validation shared by every public function.
 
 Each check raises ``ValueError`` naming the parameter, its allowed range and the value
-received, e.g. ``"rho must be in (-1, 1), got 1.2"`` (style.md, "Numerics").
+received, e.g. ``"rho must be in (-1, 1), got 1.2"`` (docs/architecture.md, "Conventions").
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import pkgutil
 import sys
 from typing import Any, Sequence
@@ -64,10 +65,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lowrankdp ... | head`: the reader left; nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # disk full, permission denied, is a directory, ...: one line naming the path
+        print(f"lowrankdp {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"lowrankdp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return int(code or 0)
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an ``OSError``: reason, then the path(s) involved when the error carries them."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    if not paths:
+        return reason.splitlines()[0] if reason else type(exc).__name__
+    return f"{reason}: {' -> '.join(paths)}".replace("\n", " ")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""Influence of one example under a low-rank projection ([RPUE] Thm 1; theory.md §1).
+"""Influence of one example under a low-rank projection ([RPUE] Thm 1; docs/theory.md §1).
 
 Source: ``[RPUE]`` Das et al., *Revisiting Privacy, Utility, and Efficiency Trade-offs when Fine-Tuning Large
 Language Models*, arXiv:2502.13313 (v2), Theorem 1: a LoRA update is the full gradient projected onto a
@@ -9,13 +9,13 @@ IMPORTANT (conventions):
 
 * Gradients are matrices ``g ∈ R^{m×d}`` (a layer's weight gradient ``G = ∇_W L`` with ``W ∈ R^{d_out×d_in}``
   has ``m = d_out``, ``d = d_in``) or vectors in ``R^d``; the projector acts on the right, on the input side,
-  as in LoRA's first step ``ΔW ∝ G AᵀA`` (theory.md §5). The *retained fraction* is ``‖g P‖_F² / ‖g‖_F²``.
+  as in LoRA's first step ``ΔW ∝ G AᵀA`` (docs/theory.md §5). The *retained fraction* is ``‖g P‖_F² / ‖g‖_F²``.
 * For a random ``A ∈ R^{r×d}`` with i.i.d. Gaussian entries and ``P_A`` the projector on its row space (a
   uniformly random r-dim subspace), and any unit ``u`` independent of ``A``:
-  ``‖P_A u‖² ~ Beta(r/2, (d-r)/2)`` [derived, theory.md §1], mean ``r/d``. For a rank-one gradient
+  ``‖P_A u‖² ~ Beta(r/2, (d-r)/2)`` [derived, docs/theory.md §1], mean ``r/d``. For a rank-one gradient
   ``x gᵀ`` the retained fraction is exactly this variable (of the projected side). For a gradient of higher
   rank independent of ``A`` the mean is still ``r/d`` (``E[P_A] = (r/d) I``) but the law is only dominated
-  in convex order by the Beta (theory.md §4.2): a KS rejection then does not indicate a bug, a mean
+  in convex order by the Beta (docs/theory.md §4.2): a KS rejection then does not indicate a bug, a mean
   mismatch does.
 * ``r = d``: ``P_A = I`` and the fraction is identically 1 (the Beta law degenerates to a point mass at 1).
 * The law functions take the evaluation point first (positionally or by keyword: ``retained_fraction_sf(x,
@@ -56,7 +56,7 @@ def _check_dims(d: Any, r: Any) -> tuple[int, int]:
 
 
 def projector(a: Any) -> np.ndarray:
-    """Orthogonal projector ``P_A = Aᵀ(AAᵀ)⁻¹A`` onto the row space of ``A ∈ R^{r×d}`` (theory.md §0).
+    """Orthogonal projector ``P_A = Aᵀ(AAᵀ)⁻¹A`` onto the row space of ``A ∈ R^{r×d}`` (docs/theory.md §0).
 
     Computed from a thin QR of ``Aᵀ`` (``P = QQᵀ``) rather than the explicit inverse. ``A`` must have full
     row rank ``r <= d``.
@@ -104,13 +104,13 @@ def retained_fraction(gradient: Any, projector: Any, *, atol: float = 1e-8) -> f
 
 
 def retained_fraction_mean(*, d: int, r: int) -> float:
-    """``E‖P_A u‖² = r/d`` for a random rank-r projection (theory.md §1; mean of Beta(r/2, (d-r)/2))."""
+    """``E‖P_A u‖² = r/d`` for a random rank-r projection (docs/theory.md §1; mean of Beta(r/2, (d-r)/2))."""
     d, r = _check_dims(d, r)
     return r / d
 
 
 def _beta(d: int, r: int):
-    return stats.beta(0.5 * r, 0.5 * (d - r))  # theory.md §1: ‖P_A u‖² ~ Beta(r/2, (d-r)/2)
+    return stats.beta(0.5 * r, 0.5 * (d - r))  # docs/theory.md §1: ‖P_A u‖² ~ Beta(r/2, (d-r)/2)
 
 
 def _as_out(x: np.ndarray, scalar: bool) -> np.ndarray | float:
@@ -118,7 +118,7 @@ def _as_out(x: np.ndarray, scalar: bool) -> np.ndarray | float:
 
 
 def retained_fraction_quantile(q: Any, *, d: int, r: int) -> np.ndarray | float:
-    """Quantile function of ``‖P_A u‖² ~ Beta(r/2, (d-r)/2)`` at ``q ∈ [0, 1]`` (theory.md §1); 1 when ``r = d``."""
+    """Quantile function of ``‖P_A u‖² ~ Beta(r/2, (d-r)/2)`` at ``q ∈ [0, 1]`` (docs/theory.md §1); 1 when ``r = d``."""
     d, r = _check_dims(d, r)
     scalar = np.ndim(q) == 0
     qa = np.asarray(q, dtype=float)
@@ -138,7 +138,7 @@ def _check_x(x: Any) -> tuple[np.ndarray, bool]:
 
 
 def retained_fraction_sf(x: Any, *, d: int, r: int) -> np.ndarray | float:
-    """``P(‖P_A u‖² > x)`` under Beta(r/2, (d-r)/2) (theory.md §1); for ``r = d``, ``1{x < 1}``."""
+    """``P(‖P_A u‖² > x)`` under Beta(r/2, (d-r)/2) (docs/theory.md §1); for ``r = d``, ``1{x < 1}``."""
     d, r = _check_dims(d, r)
     xa, scalar = _check_x(x)
     if r == d:
@@ -147,7 +147,7 @@ def retained_fraction_sf(x: Any, *, d: int, r: int) -> np.ndarray | float:
 
 
 def retained_fraction_cdf(x: Any, *, d: int, r: int) -> np.ndarray | float:
-    """``P(‖P_A u‖² <= x)`` under Beta(r/2, (d-r)/2) (theory.md §1); for ``r = d``, ``1{x >= 1}``."""
+    """``P(‖P_A u‖² <= x)`` under Beta(r/2, (d-r)/2) (docs/theory.md §1); for ``r = d``, ``1{x >= 1}``."""
     d, r = _check_dims(d, r)
     xa, scalar = _check_x(x)
     if r == d:
@@ -181,9 +181,9 @@ def retained_fraction_samples(
 
 
 def lora_parameter_count(*, d_in: int, d_out: int, r: int) -> int:
-    """Trainable parameters of one LoRA adapter on ``W ∈ R^{d_out×d_in}``: ``r(d_in + d_out)`` (theory.md §1).
+    """Trainable parameters of one LoRA adapter on ``W ∈ R^{d_out×d_in}``: ``r(d_in + d_out)`` (docs/theory.md §1).
 
-    (``lora_A ∈ R^{r×d_in}``, ``lora_B ∈ R^{d_out×r}``; PEFT layout, theory.md §5.)
+    (``lora_A ∈ R^{r×d_in}``, ``lora_B ∈ R^{d_out×r}``; PEFT layout, docs/theory.md §5.)
     """
     d_in = check_int("d_in", d_in, minimum=1)
     d_out = check_int("d_out", d_out, minimum=1)
@@ -195,11 +195,11 @@ def lora_parameter_count(*, d_in: int, d_out: int, r: int) -> int:
 
 @dataclass(frozen=True)
 class RetainedFractionComparison:
-    """Measured retained fractions against the Beta(r/2, (d-r)/2) law of theory.md §1.
+    """Measured retained fractions against the Beta(r/2, (d-r)/2) law of docs/theory.md §1.
 
     ``ks_statistic``/``ks_pvalue``: one-sample Kolmogorov–Smirnov test against the Beta law (exact for
     rank-one per-example gradients whose projected side is independent of ``A``; for higher-rank gradients the
-    true law is less spread out -- theory.md §4.2 -- so expect rejections). ``mean_z``: z-score of the sample
+    true law is less spread out -- docs/theory.md §4.2 -- so expect rejections). ``mean_z``: z-score of the sample
     mean against ``r/d`` using the Beta standard deviation (the mean ``r/d`` holds for any gradient independent
     of ``A``). ``n_above_one``: fractions exceeding ``1 + tol`` (impossible under [RPUE] Thm 1 -- a bug).
     For ``r = d`` the law is a point mass at 1: ``ks_statistic`` is the share of values below ``1 - tol``

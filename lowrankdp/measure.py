@@ -1,6 +1,6 @@
 """Leakage and utility measurements of a causal LM on a lowrankdp dataset (torch layer).
 
-What is measured (theory.md §6, [RPUE]; canary exposure [CTW+19]; LM membership scores as in
+What is measured (docs/theory.md §6, [RPUE]; canary exposure [CTW+19]; LM membership scores as in
 :mod:`lowrankdp.attacks.lm`):
 
 - **sensitive-token loss** on the *training* split: cross-entropy (nats) of the tokens that overlap a gold
@@ -37,6 +37,7 @@ import copy
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -57,6 +58,9 @@ __all__ = [
     "candidate_logprobs",
     "canary_exposure",
     "loss_summary",
+    "MeasureInputs",
+    "prepare_inputs",
+    "model_logprobs",
     "measure_all",
 ]
 
@@ -134,7 +138,9 @@ class EncodedRecords:
     the record's token length; ``truncated`` counts records that hit ``max_length``.
     """
 
-    def __init__(self, records: Sequence[Any], input_ids, sensitive, types, truncated: int):
+    def __init__(self, records: Sequence[Any], input_ids, sensitive, types, truncated: int, *,
+                 max_length: int | None = None):
+        self._max_length = max_length if max_length is not None else 1 << 62
         self.records = list(records)
         self.input_ids: list[np.ndarray] = input_ids
         self.sensitive: list[np.ndarray] = sensitive
@@ -144,6 +150,14 @@ class EncodedRecords:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def select(self, indices: Sequence[int]) -> "EncodedRecords":
+        """The records at ``indices`` (no re-encoding)."""
+        idx = list(indices)
+        return EncodedRecords([self.records[i] for i in idx], [self.input_ids[i] for i in idx],
+                              [self.sensitive[i] for i in idx], [self.types[i] for i in idx],
+                              sum(1 for i in idx if self.input_ids[i].size >= self._max_length),
+                              max_length=self._max_length)
+
 
 def encode_records(tokenizer, records: Sequence[Any], *, max_length: int) -> EncodedRecords:
     """Tokenize records and project their gold spans with :func:`lowrankdp.data.masks.encode_with_mask`
@@ -152,14 +166,14 @@ def encode_records(tokenizer, records: Sequence[Any], *, max_length: int) -> Enc
 
     records = list(records)
     if not records:
-        return EncodedRecords([], [], [], [], 0)
+        return EncodedRecords([], [], [], [], 0, max_length=max_length)
     enc = encode_with_mask(tokenizer, [r.text for r in records], [r.spans or () for r in records],
                            max_length=max_length, padding=False)
     ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
     sens = [np.asarray(x, dtype=bool) for x in enc["sensitive_mask"]]
     types = [np.asarray(x, dtype=object) for x in enc["sensitive_types"]]
     truncated = sum(1 for x in ids if x.size >= max_length)
-    return EncodedRecords(records, ids, sens, types, truncated)
+    return EncodedRecords(records, ids, sens, types, truncated, max_length=max_length)
 
 
 # ------------------------------------------------------------------------------- token log-probs
@@ -535,56 +549,31 @@ def _subsample(records: list, max_records: int | None, seed: int) -> list:
     return [records[i] for i in keep]
 
 
-def measure_all(
-    model: torch.nn.Module,
-    tokenizer,
-    dataset,
-    *,
-    base_model: torch.nn.Module | None = None,
-    batch_size: int = 16,
-    max_length: int = 256,
-    device: str | torch.device | None = None,
-    exposure_max_candidates: int | None = None,
-    progress: bool = True,
-    min_k: float = 0.2,
-    max_records: int | None = None,
-    exposure_sample_size: int = DEFAULT_EXPOSURE_SAMPLE,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Every leakage/utility measure of ``model`` on ``dataset``; a JSON-able dict (see module doc and
-    ``docs/measure.md`` for each key).
+@dataclass(frozen=True)
+class MeasureInputs:
+    """The encoded records a measurement scores: members (train split, canaries excluded) and non-members
+    (test split), encoded once by :func:`prepare_inputs` and reused for every model measured on them.
+    ``train_all`` is the whole train split (canaries included, in file order): the fine-tuning engine trains on
+    it, so each split of a run is encoded once."""
 
-    ``dataset``: a :class:`lowrankdp.data.Dataset` (or a path, loaded with ``load_dataset``); needs a
-    ``train`` and a ``test`` split. Records without spans are labelled by the regex detector first
-    (``settings["spans"] == "detector"``). ``base_model`` (same tokenizer) gives the ``*_gain_vs_base``
-    keys and the reference attack. ``exposure_max_candidates``: rank exactly up to this many candidates
-    (None → :data:`DEFAULT_EXACT_MAX`; 0 → always the fitted estimate). ``max_records``: subsample each
-    split to at most this many records (seeded) for quick per-epoch measurements. ``min_k``: the k of
-    min-k %. Keys of the result:
+    train_all: EncodedRecords
+    train: EncodedRecords
+    test: EncodedRecords
+    canary: Any
+    spans_source: str
+    n_canary: int
+    max_length: int
+    max_records: int | None
+    seed: int
 
-    ``sensitive_loss_token``, ``sensitive_loss_seq_mean``, ``sensitive_loss_quantiles``
-    {min, q05, q25, median}, ``sensitive_loss_token_quantiles``, ``utility_loss``,
-    ``utility_loss_seq_mean``, ``sensitive_loss_test_token``, ``sensitive_loss_test_seq_mean`` (the
-    sensitive-token loss on the test split), ``memorization_gap_token`` (test − train sensitive-token
-    loss); with a base model also ``base_sensitive_loss_token``,
-    ``base_sensitive_loss_seq_mean``, ``base_utility_loss``, ``sensitive_loss_token_gain_vs_base``,
-    ``sensitive_loss_seq_mean_gain_vs_base``, ``utility_loss_gain_vs_base``,
-    ``base_sensitive_loss_test_token``, ``memorization_gap_token_gain_vs_base`` (model's gap − base's
-    gap); ``per_type``,
-    ``exposure`` (None without a canary), ``mia`` {loss, zlib, min_k, reference (None without base)},
-    ``counts``, ``settings``, ``seconds``.
-    """
-    from .metrics import attack_report
 
-    batch_size = check_int("batch_size", batch_size, minimum=1)
+def prepare_inputs(tokenizer, dataset, *, max_length: int = 256, max_records: int | None = None,
+                   seed: int = 0) -> MeasureInputs:
+    """Load (if a path), label (regex detector for records without spans) and encode the records that
+    :func:`measure_all` scores. ``max_records`` subsamples each split (seeded)."""
     max_length = check_int("max_length", max_length, minimum=2)
-    min_k = check_probability("min_k", min_k, open_right=False)
     if max_records is not None:
         max_records = check_int("max_records", max_records, minimum=2)
-    if exposure_max_candidates is not None:
-        exposure_max_candidates = check_int("exposure_max_candidates", exposure_max_candidates, minimum=0)
-    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=1)
     if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
         from .data import load_dataset
         dataset = load_dataset(dataset)
@@ -600,125 +589,199 @@ def measure_all(
         dataset = dataset.with_detected_spans()
         splits = dataset.splits
         spans_source = "detector"
-    if base_model is not None and getattr(base_model.config, "vocab_size", None) != getattr(
-            model.config, "vocab_size", None):
-        raise ValueError("base_model must share the tokenizer (vocabulary sizes differ: "
-                         f"{base_model.config.vocab_size} vs {model.config.vocab_size})")
-    dev = resolve_device(model, device)
-    t_start = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    n_canary = sum(1 for r in splits["train"] if r.canary)
-    train = _subsample([r for r in splits["train"] if not r.canary], max_records, seed)
+    train_all = encode_records(tokenizer, splits["train"], max_length=max_length)
+    members = _subsample([i for i, r in enumerate(splits["train"]) if not r.canary], max_records, seed)
     test = _subsample([r for r in splits["test"] if not r.canary], max_records, seed + 1)
-    t = time.perf_counter()
-    enc_tr = encode_records(tokenizer, train, max_length=max_length)
-    enc_te = encode_records(tokenizer, test, max_length=max_length)
-    seconds["encode"] = time.perf_counter() - t
+    return MeasureInputs(train_all=train_all, train=train_all.select(members),
+                         test=encode_records(tokenizer, test, max_length=max_length),
+                         canary=getattr(dataset, "canary", None), spans_source=spans_source,
+                         n_canary=sum(1 for r in splits["train"] if r.canary), max_length=max_length,
+                         max_records=max_records, seed=seed)
 
-    def passes(m, who: str):
-        t = time.perf_counter()
-        lp_tr = record_logprobs(m, enc_tr.input_ids, batch_size=batch_size, device=dev, progress=progress,
-                                desc=f"{who}: train")
-        lp_te = record_logprobs(m, enc_te.input_ids, batch_size=batch_size, device=dev, progress=progress,
-                                desc=f"{who}: test")
-        seconds[f"{who}_pass"] = time.perf_counter() - t
-        return lp_tr, lp_te
 
-    lp_tr, lp_te = passes(model, "model")
-    base_tr = base_te = None
-    if base_model is not None:
-        base_tr, base_te = passes(base_model, "base")
+def model_logprobs(model, inputs: MeasureInputs, *, batch_size: int = 16, device=None, progress: bool = False,
+                   who: str = "model") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-token log-probs of the member and non-member records of ``inputs`` under ``model``."""
+    dev = resolve_device(model, device)
+    lp_tr = record_logprobs(model, inputs.train.input_ids, batch_size=batch_size, device=dev, progress=progress,
+                            desc=f"{who}: train")
+    lp_te = record_logprobs(model, inputs.test.input_ids, batch_size=batch_size, device=dev, progress=progress,
+                            desc=f"{who}: test")
+    return lp_tr, lp_te
 
-    out: dict[str, Any] = {}
-    sens = loss_summary(lp_tr, enc_tr.sensitive)
-    util = loss_summary(lp_te, [~m for m in enc_te.sensitive])
-    out["sensitive_loss_token"] = sens["loss_token"]
-    out["sensitive_loss_seq_mean"] = sens["loss_seq_mean"]
-    out["sensitive_loss_quantiles"] = sens["quantiles"]
-    out["sensitive_loss_token_quantiles"] = sens["token_quantiles"]
-    out["utility_loss"] = util["loss_token"]
-    out["utility_loss_seq_mean"] = util["loss_seq_mean"]
-    # sensitive tokens of the *test* split (records never trained on): the per-token log-probs of the
-    # test pass above, under the sensitive mask — no extra forward pass
-    sens_te = loss_summary(lp_te, enc_te.sensitive)
-    out["sensitive_loss_test_token"] = sens_te["loss_token"]
-    out["sensitive_loss_test_seq_mean"] = sens_te["loss_seq_mean"]
-    # > 0: the model predicts the personal values it was trained on better than unseen ones
-    out["memorization_gap_token"] = _gain(sens_te["loss_token"], sens["loss_token"])
-    if base_model is not None:
-        bs = loss_summary(base_tr, enc_tr.sensitive)
-        bu = loss_summary(base_te, [~m for m in enc_te.sensitive])
-        bst = loss_summary(base_te, enc_te.sensitive)
-        out["base_sensitive_loss_token"] = bs["loss_token"]
-        out["base_sensitive_loss_seq_mean"] = bs["loss_seq_mean"]
-        out["base_utility_loss"] = bu["loss_token"]
-        out["sensitive_loss_token_gain_vs_base"] = _gain(bs["loss_token"], sens["loss_token"])
-        out["sensitive_loss_seq_mean_gain_vs_base"] = _gain(bs["loss_seq_mean"], sens["loss_seq_mean"])
-        out["utility_loss_gain_vs_base"] = _gain(bu["loss_token"], util["loss_token"])
-        out["base_sensitive_loss_test_token"] = bst["loss_token"]
-        # the model's gap minus the base's (the base saw neither split, so its gap is the difficulty
-        # difference of the two splits' values) = train-split gain vs base − test-split gain vs base
-        base_gap = _gain(bst["loss_token"], bs["loss_token"])
-        out["memorization_gap_token_gain_vs_base"] = (
-            None if base_gap is None or out["memorization_gap_token"] is None
-            else float(out["memorization_gap_token"] - base_gap))
 
+def _loss_block(inputs: MeasureInputs, lp_tr, lp_te) -> dict[str, Any]:
+    sens = loss_summary(lp_tr, inputs.train.sensitive)
+    util = loss_summary(lp_te, [~m for m in inputs.test.sensitive])
+    # sensitive tokens of the *test* split (values never trained on), from the same test pass
+    sens_te = loss_summary(lp_te, inputs.test.sensitive)
+    return {
+        "sensitive_loss_token": sens["loss_token"], "sensitive_loss_seq_mean": sens["loss_seq_mean"],
+        "sensitive_loss_quantiles": sens["quantiles"], "sensitive_loss_token_quantiles": sens["token_quantiles"],
+        "utility_loss": util["loss_token"], "utility_loss_seq_mean": util["loss_seq_mean"],
+        "sensitive_loss_test_token": sens_te["loss_token"], "sensitive_loss_test_seq_mean": sens_te["loss_seq_mean"],
+        # > 0: the model predicts the personal values it was trained on better than unseen ones
+        "memorization_gap_token": _gain(sens_te["loss_token"], sens["loss_token"]),
+        "_n": {"sens_tokens": sens["n_tokens"], "sens_records": sens["n_records"], "util_tokens": util["n_tokens"]},
+    }
+
+
+def _base_block(inputs: MeasureInputs, out: dict[str, Any], base_tr, base_te) -> dict[str, Any]:
+    b = _loss_block(inputs, base_tr, base_te)
+    res = {"base_sensitive_loss_token": b["sensitive_loss_token"],
+           "base_sensitive_loss_seq_mean": b["sensitive_loss_seq_mean"], "base_utility_loss": b["utility_loss"],
+           "sensitive_loss_token_gain_vs_base": _gain(b["sensitive_loss_token"], out["sensitive_loss_token"]),
+           "sensitive_loss_seq_mean_gain_vs_base": _gain(b["sensitive_loss_seq_mean"],
+                                                         out["sensitive_loss_seq_mean"]),
+           "utility_loss_gain_vs_base": _gain(b["utility_loss"], out["utility_loss"]),
+           "base_sensitive_loss_test_token": b["sensitive_loss_test_token"]}
+    # the model's gap minus the base's (the base saw neither split, so its gap is the difficulty difference of
+    # the two splits' values) = train-split gain vs base - test-split gain vs base
+    base_gap = b["memorization_gap_token"]
+    res["memorization_gap_token_gain_vs_base"] = (
+        None if base_gap is None or out["memorization_gap_token"] is None
+        else float(out["memorization_gap_token"] - base_gap))
+    return res
+
+
+def _per_type(inputs: MeasureInputs, lp_tr, base_tr) -> dict[str, Any]:
     per_type: dict[str, Any] = {}
-    all_types = sorted({t for ty in enc_tr.types for t in ty if t is not None})
-    for typ in all_types:
-        masks = [ty == typ for ty in enc_tr.types]
+    types = inputs.train.types
+    for typ in sorted({t for ty in types for t in ty if t is not None}):
+        masks = [ty == typ for ty in types]
         s = loss_summary(lp_tr, masks)
         entry = {"sensitive_loss_token": s["loss_token"], "sensitive_loss_seq_mean": s["loss_seq_mean"],
                  "n_tokens": s["n_tokens"], "n_records": s["n_records"]}
-        if base_model is not None:
+        if base_tr is not None:
             b = loss_summary(base_tr, masks)
             entry["base_sensitive_loss_token"] = b["loss_token"]
             entry["gain_vs_base"] = _gain(b["loss_token"], s["loss_token"])
         per_type[typ] = entry
-    out["per_type"] = per_type
+    return per_type
 
-    # exposure
-    canary = getattr(dataset, "canary", None)
-    if canary is not None:
-        t = time.perf_counter()
-        out["exposure"] = canary_exposure(model, tokenizer, canary, max_candidates=exposure_max_candidates,
-                                          sample_size=exposure_sample_size, seed=seed, device=dev,
-                                          progress=progress)
-        seconds["exposure"] = time.perf_counter() - t
-    else:
-        out["exposure"] = None
 
-    # membership inference: members = train records, non-members = test records (all scored tokens)
-    t = time.perf_counter()
+def _mia_block(inputs: MeasureInputs, lp_tr, lp_te, base_tr, base_te, *, min_k: float, n_bootstrap: int,
+               seed: int) -> tuple[dict[str, Any], int, int]:
+    """Membership scores: members = train records, non-members = test records (all scored tokens)."""
+    from .metrics import attack_report
+
     keep_tr = [i for i, a in enumerate(lp_tr) if a.size > 0]
     keep_te = [i for i, a in enumerate(lp_te) if a.size > 0]
-    if len(keep_tr) < 1 or len(keep_te) < 1:
+    if not keep_tr or not keep_te:
         raise ValueError("membership inference needs at least one train and one test record with >= 2 tokens")
     m_in = [lp_tr[i] for i in keep_tr]
     m_out = [lp_te[i] for i in keep_te]
-    report = lambda a, b: attack_report(a, b, n_bootstrap=n_bootstrap, seed=seed).to_dict()  # noqa: E731
+    tr_txt = [inputs.train.records[i].text for i in keep_tr]
+    te_txt = [inputs.test.records[i].text for i in keep_te]
+
+    def report(a, b):
+        return attack_report(a, b, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+
     mia: dict[str, Any] = {
         "loss": report(_lm.loss_score(m_in), _lm.loss_score(m_out)),
-        "zlib": report(_lm.zlib_score(m_in, [train[i].text for i in keep_tr]),
-                       _lm.zlib_score(m_out, [test[i].text for i in keep_te])),
+        "zlib": report(_lm.zlib_score(m_in, tr_txt), _lm.zlib_score(m_out, te_txt)),
         "min_k": report(_lm.min_k_score(m_in, k=min_k), _lm.min_k_score(m_out, k=min_k)),
         "reference": None,
     }
-    if base_model is not None:
+    if base_tr is not None:
         mia["reference"] = report(_lm.reference_score(m_in, [base_tr[i] for i in keep_tr]),
                                   _lm.reference_score(m_out, [base_te[i] for i in keep_te]))
-    out["mia"] = mia
-    seconds["mia"] = time.perf_counter() - t
+    return mia, len(keep_tr), len(keep_te)
 
+
+def measure_all(
+    model: torch.nn.Module,
+    tokenizer,
+    dataset=None,
+    *,
+    inputs: MeasureInputs | None = None,
+    base_model: torch.nn.Module | None = None,
+    base_logprobs: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+    batch_size: int = 16,
+    max_length: int = 256,
+    device: str | torch.device | None = None,
+    exposure_max_candidates: int | None = None,
+    progress: bool = True,
+    min_k: float = 0.2,
+    max_records: int | None = None,
+    exposure_sample_size: int = DEFAULT_EXPOSURE_SAMPLE,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every leakage/utility measure of ``model``; a JSON-able dict (see module doc and ``docs/measure.md`` for
+    each key). The one scorer of the toolkit: every loss the fine-tuning engine logs comes from here.
+
+    Records come from ``inputs`` (:func:`prepare_inputs`, encoded once and reused) or else from ``dataset`` (a
+    :class:`lowrankdp.data.Dataset` or a path; needs ``train`` and ``test`` splits), encoded here with
+    ``max_length``, ``max_records`` and ``seed``. The base model (same tokenizer) gives the ``*_gain_vs_base``
+    keys and the reference attack: pass ``base_model``, or its per-token log-probs on the same ``inputs``
+    (``base_logprobs``, from :func:`model_logprobs`) to avoid re-scoring it. ``exposure_max_candidates``: rank
+    exactly up to this many candidates (None → :data:`DEFAULT_EXACT_MAX`; 0 → always the fitted estimate).
+    ``min_k``: the k of min-k %. Keys: ``sensitive_loss_token``, ``sensitive_loss_seq_mean``,
+    ``sensitive_loss_quantiles``, ``sensitive_loss_token_quantiles``, ``utility_loss``, ``utility_loss_seq_mean``,
+    ``sensitive_loss_test_token``, ``sensitive_loss_test_seq_mean``, ``memorization_gap_token``; with a base
+    also ``base_*``, ``*_gain_vs_base``, ``memorization_gap_token_gain_vs_base``; ``per_type``, ``exposure``
+    (None without a canary), ``mia`` {loss, zlib, min_k, reference}, ``counts``, ``settings``, ``seconds``.
+    """
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    min_k = check_probability("min_k", min_k, open_right=False)
+    if exposure_max_candidates is not None:
+        exposure_max_candidates = check_int("exposure_max_candidates", exposure_max_candidates, minimum=0)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=1)
+    if base_model is not None and base_logprobs is not None:
+        raise ValueError("base_model and base_logprobs are alternatives; pass one of them")
+    if base_model is not None and getattr(base_model.config, "vocab_size", None) != getattr(
+            model.config, "vocab_size", None):
+        raise ValueError("base_model must share the tokenizer (vocabulary sizes differ: "
+                         f"{base_model.config.vocab_size} vs {model.config.vocab_size})")
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    if inputs is None:
+        if dataset is None:
+            raise ValueError("dataset must be given when inputs is None")
+        inputs = prepare_inputs(tokenizer, dataset, max_length=max_length, max_records=max_records, seed=seed)
+        seconds["encode"] = time.perf_counter() - t_start
+    elif not isinstance(inputs, MeasureInputs):
+        raise ValueError(f"inputs must be a MeasureInputs from prepare_inputs, got {type(inputs).__name__}")
+    dev = resolve_device(model, device)
+    t = time.perf_counter()
+    lp_tr, lp_te = model_logprobs(model, inputs, batch_size=batch_size, device=dev, progress=progress)
+    seconds["model_pass"] = time.perf_counter() - t
+    base_tr = base_te = None
+    if base_model is not None:
+        t = time.perf_counter()
+        base_tr, base_te = model_logprobs(base_model, inputs, batch_size=batch_size, device=dev,
+                                          progress=progress, who="base")
+        seconds["base_pass"] = time.perf_counter() - t
+    elif base_logprobs is not None:
+        base_tr, base_te = base_logprobs
+        if len(base_tr) != len(lp_tr) or len(base_te) != len(lp_te):
+            raise ValueError("base_logprobs must come from model_logprobs on the same inputs (record counts differ)")
+
+    out = _loss_block(inputs, lp_tr, lp_te)
+    n = out.pop("_n")
+    if base_tr is not None:
+        out.update(_base_block(inputs, out, base_tr, base_te))
+    out["per_type"] = _per_type(inputs, lp_tr, base_tr)
+    out["exposure"] = None
+    if inputs.canary is not None:
+        t = time.perf_counter()
+        out["exposure"] = canary_exposure(model, tokenizer, inputs.canary, max_candidates=exposure_max_candidates,
+                                          sample_size=exposure_sample_size, seed=seed, device=dev,
+                                          progress=progress)
+        seconds["exposure"] = time.perf_counter() - t
+    t = time.perf_counter()
+    out["mia"], n_in, n_out = _mia_block(inputs, lp_tr, lp_te, base_tr, base_te, min_k=min_k,
+                                         n_bootstrap=n_bootstrap, seed=seed)
+    seconds["mia"] = time.perf_counter() - t
     out["counts"] = {
-        "n_train": len(train), "n_test": len(test), "n_canary_records_excluded": n_canary,
-        "n_sensitive_tokens": sens["n_tokens"], "n_sensitive_records": sens["n_records"],
-        "n_utility_tokens": util["n_tokens"], "truncated_records": enc_tr.truncated + enc_te.truncated,
-        "n_members": len(keep_tr), "n_nonmembers": len(keep_te),
+        "n_train": len(inputs.train), "n_test": len(inputs.test), "n_canary_records_excluded": inputs.n_canary,
+        "n_sensitive_tokens": n["sens_tokens"], "n_sensitive_records": n["sens_records"],
+        "n_utility_tokens": n["util_tokens"], "truncated_records": inputs.train.truncated + inputs.test.truncated,
+        "n_members": n_in, "n_nonmembers": n_out,
     }
-    out["settings"] = {"batch_size": batch_size, "max_length": max_length, "device": str(dev),
-                       "min_k": min_k, "max_records": max_records, "spans": spans_source,
+    out["settings"] = {"batch_size": batch_size, "max_length": inputs.max_length, "device": str(dev),
+                       "min_k": min_k, "max_records": inputs.max_records, "spans": inputs.spans_source,
                        "exposure_max_candidates": DEFAULT_EXACT_MAX if exposure_max_candidates is None
                        else exposure_max_candidates, "seed": seed}
     seconds["total"] = time.perf_counter() - t_start

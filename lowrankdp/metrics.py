@@ -5,7 +5,13 @@ member"**. ``scores_in`` are the scores of members (outputs produced by the neig
 contains the target record), ``scores_out`` those of non-members.
 
 - ROC, AUC (Mann–Whitney, ties count one half), TPR at a fixed FPR.
-- Bootstrap confidence intervals (members and non-members resampled separately).
+- Intervals that mean what they say at small sizes: the AUC interval is the Hanley–McNeil score interval
+  (Newcombe, "Confidence intervals for an effect size measure based on the Mann–Whitney statistic. Part 2",
+  Stat. Med. 25:559, 2006, method 5), which stays non-degenerate under perfect separation; TPR at FPR α is
+  reported only when there are at least ``10/α`` non-members (``None`` with a reason otherwise), with a
+  distribution-free interval: order statistics of the non-member scores bracket the threshold whose true FPR
+  is α (binomial quantiles) and Clopper–Pearson bounds the members' rate at each (Bonferroni over the four
+  pieces). Coverage of both is measured by simulation in docs/results/metrics_coverage.md.
 - An empirical lower bound on ε: any (ε, δ)-DP mechanism satisfies, for every test,
   ``TPR ≤ e^ε·FPR + δ`` and ``TNR ≤ e^ε·FNR + δ`` (Kairouz, Oh, Viswanath 2015). The bound
   is certified with Clopper–Pearson intervals; the threshold is chosen on one half of the
@@ -33,6 +39,10 @@ __all__ = [
     "clopper_pearson",
     "epsilon_lower_bound",
     "epsilon_roc_curve",
+    "auc_interval",
+    "tpr_at_fpr_interval",
+    "tpr_reportable",
+    "MIN_NONMEMBER_FACTOR",
     "AttackReport",
     "attack_report",
 ]
@@ -175,6 +185,92 @@ def epsilon_lower_bound(
     return max(0.0, math.log(num / den))
 
 
+MIN_NONMEMBER_FACTOR = 10.0  # TPR at FPR α needs n_out ≥ 10/α non-members to be reported
+
+
+def tpr_reportable(n_out: int, fpr: float) -> str | None:
+    """``None`` when TPR at ``fpr`` can be reported with ``n_out`` non-members, else the reason it cannot."""
+    need = math.ceil(MIN_NONMEMBER_FACTOR / fpr - 1e-9) if fpr > 0 else math.inf
+    if n_out >= need:
+        return None
+    return (f"not reported: TPR at FPR {fpr:g} needs at least {MIN_NONMEMBER_FACTOR:g}/FPR = {need} non-members, "
+            f"got {n_out}")
+
+
+def _hm_variance(theta: float, n_in: int, n_out: int) -> float:
+    """Hanley–McNeil variance of the Mann–Whitney AUC at true value θ under the exponential model
+    (Q1 = θ/(2−θ), Q2 = 2θ²/(1+θ)), with Newcombe's symmetrisation N* = (n_in + n_out)/2 (method 5)."""
+    n_star = 0.5 * (n_in + n_out)
+    return theta * (1.0 - theta) * (1.0 + (n_star - 1.0) * ((1.0 - theta) / (2.0 - theta) + theta / (1.0 + theta))) / (
+        n_in * n_out)
+
+
+def auc_interval(scores_in: Sequence[float], scores_out: Sequence[float], *,
+                 confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided score interval for the AUC (Newcombe 2006, method 5): the θ with
+    ``(Â − θ)² ≤ z²·V_HM(θ)``. Unlike a bootstrap it does not collapse to a point when members and
+    non-members are perfectly separated (Â = 1 gives a lower end < 1). Approximate; coverage by simulation
+    in docs/results/metrics_coverage.md."""
+    from scipy import optimize
+
+    s_in = _scores("scores_in", scores_in)
+    s_out = _scores("scores_out", scores_out)
+    confidence = check_probability("confidence", confidence)
+    a = _auc(s_in, s_out)
+    z2 = float(stats.norm.ppf(0.5 + confidence / 2.0)) ** 2
+    n_in, n_out = s_in.size, s_out.size
+
+    def g(theta: float) -> float:
+        return (a - theta) ** 2 - z2 * _hm_variance(theta, n_in, n_out)
+
+    # g(Â ± s) < 0 for small s > 0 (V > 0 inside (0, 1)), also at Â = 1 or 0 where V vanishes linearly.
+    s = 1e-10
+    lo = 0.0 if a - s <= 0.0 or g(0.0) <= 0.0 or g(a - s) >= 0.0 else float(
+        optimize.brentq(g, 0.0, a - s, xtol=1e-13))
+    hi = 1.0 if a + s >= 1.0 or g(1.0) <= 0.0 or g(a + s) >= 0.0 else float(
+        optimize.brentq(g, a + s, 1.0, xtol=1e-13))
+    return lo, hi
+
+
+def tpr_at_fpr_interval(scores_in: Sequence[float], scores_out: Sequence[float], fpr: float, *,
+                        confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free two-sided interval for the true TPR at true FPR ``fpr`` (continuous scores), or
+    ``None`` when fewer than ``10/fpr`` non-members make it meaningless (:func:`tpr_reportable`).
+
+    With ``N ~ Bin(n_out, fpr)`` non-members above the true threshold t*, the ``j``-th largest non-member
+    score is ≥ t* with probability ``P[N ≥ j]``; taking ``j`` with ``P[N < j] ≤ α/4`` gives a threshold whose
+    FPR is ≤ fpr (so its TPR is a lower bound), and ``j'`` with ``P[N ≥ j'] ≤ α/4`` one whose FPR is ≥ fpr
+    (an upper bound). Clopper–Pearson at ``α/4`` on the members at each threshold completes it; total
+    error ≤ α = 1 − confidence."""
+    s_in = _scores("scores_in", scores_in)
+    s_out = _scores("scores_out", scores_out)
+    target = check_real("fpr", fpr, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    confidence = check_probability("confidence", confidence)
+    if tpr_reportable(s_out.size, target) is not None:
+        return None
+    a4 = (1.0 - confidence) / 4.0
+    n = s_out.size
+    desc = np.sort(s_out)[::-1]
+    # lower: largest j with P[Bin(n, fpr) ≤ j − 1] ≤ α/4  (j = 0 → no threshold: TPR lower bound 0)
+    j = int(stats.binom.ppf(a4, n, target))  # smallest k with cdf(k) ≥ α/4
+    while j >= 1 and stats.binom.cdf(j - 1, n, target) > a4:
+        j -= 1
+    if j >= 1:
+        k_lo = int(np.sum(s_in >= desc[j - 1]))
+        lo = 0.0 if k_lo == 0 else float(stats.beta.ppf(a4, k_lo, s_in.size - k_lo + 1))
+    else:
+        lo = 0.0
+    # upper: smallest j' with P[Bin(n, fpr) ≥ j'] ≤ α/4, i.e. cdf(j' − 1) ≥ 1 − α/4; threshold just above
+    # the j'-th largest non-member score (flag iff score > desc[j'−1]); j' > n → upper bound 1.
+    jp = int(stats.binom.ppf(1.0 - a4, n, target)) + 1
+    if jp <= n:
+        k_hi = int(np.sum(s_in > desc[jp - 1]))
+        hi = 1.0 if k_hi == s_in.size else float(stats.beta.ppf(1.0 - a4, k_hi + 1, s_in.size - k_hi))
+    else:
+        hi = 1.0
+    return lo, hi
+
+
 def epsilon_roc_curve(epsilon: float, delta: float, fpr: Sequence[float] | np.ndarray) -> np.ndarray:
     """Largest TPR that any test against an (ε, δ)-DP mechanism can reach at each FPR.
 
@@ -193,18 +289,26 @@ def epsilon_roc_curve(epsilon: float, delta: float, fpr: Sequence[float] | np.nd
 
 @dataclass(frozen=True)
 class AttackReport:
-    """Summary of one membership attack (scores: higher = member)."""
+    """Summary of one membership attack (scores: higher = member).
+
+    ``tpr_at_fpr[f]`` and ``tpr_ci[f]`` are ``None`` when there are fewer than ``10/f`` non-members;
+    ``tpr_reason[f]`` then says why. ``epsilon_lower_bound_max`` is what a perfect attack would certify at
+    these sizes: a comparison "lower bound ≤ accountant ε" is only informative where it exceeds the ε."""
 
     auc: float
     auc_ci: tuple[float, float]
-    tpr_at_fpr: dict[float, float]
-    tpr_ci: dict[float, tuple[float, float]]
+    tpr_at_fpr: dict[float, float | None]
+    tpr_ci: dict[float, tuple[float, float] | None]
     epsilon_lower_bound: float
     n_in: int
     n_out: int
     confidence: float
     delta: float
     roc: tuple[np.ndarray, np.ndarray] = field(repr=False)
+    tpr_reason: dict[float, str | None] = field(default_factory=dict)
+    epsilon_lower_bound_max: float | None = None
+    auc_ci_method: str = "hanley-mcneil score interval (Newcombe 2006, method 5)"
+    tpr_ci_method: str = "order statistics + Clopper-Pearson (distribution-free)"
 
     def to_dict(self, *, max_roc_points: int = 200) -> dict[str, Any]:
         """JSON-able dict; the ROC is thinned to at most ``max_roc_points`` points (log-spaced in FPR,
@@ -217,9 +321,13 @@ class AttackReport:
         return {
             "auc": self.auc,
             "auc_ci": list(self.auc_ci),
+            "auc_ci_method": self.auc_ci_method,
             "tpr_at_fpr": {f"{k:g}": v for k, v in self.tpr_at_fpr.items()},
-            "tpr_ci": {f"{k:g}": list(v) for k, v in self.tpr_ci.items()},
+            "tpr_ci": {f"{k:g}": (None if v is None else list(v)) for k, v in self.tpr_ci.items()},
+            "tpr_reason": {f"{k:g}": self.tpr_reason.get(k) for k in self.tpr_at_fpr},
+            "tpr_ci_method": self.tpr_ci_method,
             "epsilon_lower_bound": self.epsilon_lower_bound,
+            "epsilon_lower_bound_max": self.epsilon_lower_bound_max,
             "n_in": self.n_in,
             "n_out": self.n_out,
             "confidence": self.confidence,
@@ -238,41 +346,32 @@ def attack_report(
     delta: float = 0.0,
     seed: int = 0,
 ) -> AttackReport:
-    """AUC, TPR at each FPR in ``fprs`` with percentile-bootstrap CIs, the ROC, and the certified
-    ε lower bound (``epsilon_lower_bound``). ``n_bootstrap=0`` skips the bootstrap (CIs are NaN)."""
+    """AUC with its score interval (:func:`auc_interval`), TPR at each FPR in ``fprs`` with its
+    distribution-free interval (:func:`tpr_at_fpr_interval`; ``None`` with a reason below ``10/FPR``
+    non-members), the ROC, and the certified ε lower bound at ``delta`` (:func:`epsilon_lower_bound`; pass
+    the accountant's δ to compare with it) beside the most a perfect attack could certify at these sizes.
+
+    ``n_bootstrap`` is accepted for compatibility and validated but no longer used: the percentile bootstrap
+    collapsed to a point under perfect separation and under-covered TPR at low FPR."""
     s_in = _scores("scores_in", scores_in)
     s_out = _scores("scores_out", scores_out)
-    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
+    check_int("n_bootstrap", n_bootstrap, minimum=0)
     confidence = check_probability("confidence", confidence)
-    fprs = tuple(check_real("fprs", f, lo=0.0, hi=1.0) for f in fprs)
+    delta = check_real("delta", delta, lo=0.0, hi=1.0, hi_open=True)
+    fprs = tuple(check_real("fprs", f, lo=0.0, hi=1.0, lo_open=True, hi_open=True) for f in fprs)
     fpr, tpr, _ = roc_curve(s_in, s_out)
     point_auc = _auc(s_in, s_out)
-    point_tpr = {f: _tpr_at(fpr, tpr, f) for f in fprs}
+    reasons = {f: tpr_reportable(s_out.size, f) for f in fprs}
+    point_tpr = {f: (_tpr_at(fpr, tpr, f) if reasons[f] is None else None) for f in fprs}
+    tpr_ci = {f: tpr_at_fpr_interval(s_in, s_out, f, confidence=confidence) for f in fprs}
+    auc_ci = auc_interval(s_in, s_out, confidence=confidence)
 
-    lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
-    if n_bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        aucs = np.empty(n_bootstrap)
-        tprs = {f: np.empty(n_bootstrap) for f in fprs}
-        for i in range(n_bootstrap):
-            b_in = s_in[rng.integers(0, s_in.size, s_in.size)]
-            b_out = s_out[rng.integers(0, s_out.size, s_out.size)]
-            aucs[i] = _auc(b_in, b_out)
-            _, tp, fp = _counts_by_threshold(b_in, b_out)
-            bf, bt = fp / b_out.size, tp / b_in.size
-            for f in fprs:
-                tprs[f][i] = _tpr_at(bf, bt, f)
-        auc_ci = (float(np.quantile(aucs, lo_q)), float(np.quantile(aucs, hi_q)))
-        tpr_ci = {f: (float(np.quantile(tprs[f], lo_q)), float(np.quantile(tprs[f], hi_q))) for f in fprs}
+    if s_in.size >= 2 and s_out.size >= 2:
+        eps_lb = epsilon_lower_bound(s_in, s_out, delta=delta, confidence=confidence, seed=seed)
+        eps_max = epsilon_lower_bound(np.ones(s_in.size), np.zeros(s_out.size), delta=delta, confidence=confidence,
+                                      seed=seed)
     else:
-        auc_ci = (math.nan, math.nan)
-        tpr_ci = {f: (math.nan, math.nan) for f in fprs}
-
-    eps_lb = (
-        epsilon_lower_bound(s_in, s_out, delta=delta, confidence=confidence, seed=seed)
-        if s_in.size >= 2 and s_out.size >= 2
-        else 0.0
-    )
+        eps_lb, eps_max = 0.0, None
     return AttackReport(
         auc=point_auc,
         auc_ci=auc_ci,
@@ -284,4 +383,6 @@ def attack_report(
         confidence=confidence,
         delta=delta,
         roc=(fpr, tpr),
+        tpr_reason=reasons,
+        epsilon_lower_bound_max=eps_max,
     )

@@ -1,8 +1,7 @@
 """Wishart projection mechanism for a vector query, no noise ([LRP] Thm 1).
 
 Source: ``[LRP]`` Hu, Düngler, Schölkopf, Sanyal, *LoRA and Privacy: When Random Projections Help (and When
-They Don't)*, arXiv:2601.21719 (v1), Theorem 1; formulas and the erratum in ``docs/theory.md`` §2 of the
-shared documentation.
+They Don't)*, arXiv:2601.21719 (v1), Theorem 1; formulas in docs/theory.md §2, the erratum in docs/theory.md §2.2.
 
 Mechanism: ``S ↦ M f(S)`` with ``M = AᵀA``, ``A ∈ R^{r×d}`` with i.i.d. ``N(0, 1/r)`` entries (so
 ``M ~ W_d(I_d/r, r)``, ``E[M] = I_d``) and a unit-norm query ``f(S) = V ∈ R^d``. Privacy holds only on a
@@ -22,7 +21,7 @@ IMPORTANT (conventions used throughout this module):
 * ``delta(epsilon)`` is the hockey-stick divergence ``E_{y~P_V}[(1 - e^{epsilon - L(y)})_+]`` with the privacy
   loss ``L = ln p_V(y)/p_V'(y)`` (``L = +inf`` off the neighbour's support).
 
-Facts used (all in theory.md §2, derived in ``proofs_check/test_wishart_*.py``):
+Facts used (all in docs/theory.md §2, derived in ``proofs_check/test_wishart_*.py``):
 
 1. Output density ``p_V(y) ∝ u^{(r-d-1)/2} exp(-r‖y‖²/(2u)) 1{u>0}``, ``u = Vᵀy``.
 2. Privacy loss ``L = ((d+1-r)/2) ln R + (Q/2)(1/R - 1)`` with ``R = rho + sqrt((1-rho²)/r) T``,
@@ -32,7 +31,7 @@ Facts used (all in theory.md §2, derived in ``proofs_check/test_wishart_*.py``)
    length, so ``T ⊥ W``, and ``Q = W + s``. Derived symbolically in
    ``proofs_check/test_wishart_privacy_loss.py``.) Given ``R``, the expectation over ``Q`` is closed form
    in χ² tail probabilities, so ``delta(epsilon)`` is a 1-D integral over ``T``, computed here by adaptive
-   Gauss–Legendre quadrature. The 2-D integral over ``(x, z)`` described in theory.md is used in the tests
+   Gauss–Legendre quadrature. The 2-D integral over ``(x, z)`` described in docs/theory.md §2 is used in the tests
    as an independent check.
 """
 
@@ -67,7 +66,7 @@ __all__ = [
 
 
 class Coefficient(str, enum.Enum):
-    """Which coefficient ``c`` of ``ln(rho + K)`` to use in Theorem 1 ([LRP] Thm 1, theory.md [erratum])."""
+    """Which coefficient ``c`` of ``ln(rho + K)`` to use in Theorem 1 ([LRP] Thm 1, docs/theory.md §2.2)."""
 
     CORRECTED = "corrected"  # c = (d - r + 1)/2: what the derivation gives; a valid upper bound.
     AS_PRINTED = "as_printed"  # c = (d + r - 1)/2: the published value; NOT a valid bound (falls below exact ε).
@@ -111,7 +110,7 @@ def _rng(rng: Any) -> np.random.Generator:
 
 
 def sample_projection(*, d: int, r: int, rng: np.random.Generator | int | None) -> np.ndarray:
-    """Draw ``A ∈ R^{r×d}`` with i.i.d. ``N(0, 1/r)`` entries (theory.md §0), so ``E[AᵀA] = I_d``."""
+    """Draw ``A ∈ R^{r×d}`` with i.i.d. ``N(0, 1/r)`` entries (docs/theory.md §0), so ``E[AᵀA] = I_d``."""
     d, r = _check_dims(d, r)
     return _rng(rng).standard_normal((r, d)) / math.sqrt(r)
 
@@ -127,7 +126,7 @@ def privacy_loss_samples(
 ) -> np.ndarray:
     """``n`` i.i.d. draws of the privacy loss ``L = ln p_V(y)/p_V'(y)``, ``y ~ p_V``, with ``VᵀV' = rho``.
 
-    Recipe of theory.md §2 fact 3 ([LRP] Thm 1 setting): ``x ~ χ²_r``, ``z ~ N(0,1)``, ``s ~ χ²_{d-2}``,
+    Recipe of docs/theory.md §2 fact 3 ([LRP] Thm 1 setting): ``x ~ χ²_r``, ``z ~ N(0,1)``, ``s ~ χ²_{d-2}``,
     ``R = rho + sqrt(1-rho²) z/sqrt(x)``, ``Q = x + z² + s``,
     ``L = ((d+1-r)/2) ln R + (Q/2)(1/R - 1)``; ``L = +inf`` where ``R <= 0`` (``y`` outside the neighbour's
     support). Exact in distribution (no approximation).
@@ -144,7 +143,7 @@ def privacy_loss_samples(
     out = np.full(n, np.inf)
     ok = rr > 0
     a = 0.5 * (d + 1 - r)
-    out[ok] = a * np.log(rr[ok]) + 0.5 * q[ok] * (1.0 / rr[ok] - 1.0)  # [LRP] Thm 1 / theory.md §2 fact 3
+    out[ok] = a * np.log(rr[ok]) + 0.5 * q[ok] * (1.0 / rr[ok] - 1.0)  # [LRP] Thm 1 / docs/theory.md §2 fact 3
     return out
 
 
@@ -177,7 +176,7 @@ def _outputs(y: Any, r: Any) -> tuple[np.ndarray, int, int, bool]:
 def output_log_density(y: Any, *, v: Any, r: int) -> np.ndarray | float:
     """Normalised log-density of the output ``y = AᵀA v`` at ``y`` (shape ``(d,)`` or ``(n, d)``).
 
-    theory.md §2 fact 2 ([LRP] Thm 1 setting): in coordinates ``u = vᵀy``, ``w = y - u v`` (an orthogonal
+    docs/theory.md §2 fact 2 ([LRP] Thm 1 setting): in coordinates ``u = vᵀy``, ``w = y - u v`` (an orthogonal
     change of variables), ``r u ~ χ²_r`` and ``w | u ~ N(0, (u/r) I_{d-1})``, so::
 
         ln p_v(y) = ln r + (r/2 - 1) ln(r u) - (r/2) ln 2 - lnΓ(r/2) - ((d-1)/2) ln(2π u/r) - r‖y‖²/(2u)
@@ -192,7 +191,7 @@ def output_log_density(y: Any, *, v: Any, r: int) -> np.ndarray | float:
     out = np.full(u.shape, -np.inf)
     ok = u > 0
     uo = u[ok]
-    # density of (u, w) = (vᵀy, y - u v): r u ~ χ²_r, w | u ~ N(0, (u/r) I_{d-1})  [theory.md §2 fact 2]
+    # density of (u, w) = (vᵀy, y - u v): r u ~ χ²_r, w | u ~ N(0, (u/r) I_{d-1})  [docs/theory.md §2 fact 2]
     out[ok] = (
         math.log(r)
         + (0.5 * r - 1.0) * np.log(r * uo)
@@ -207,7 +206,7 @@ def output_log_density(y: Any, *, v: Any, r: int) -> np.ndarray | float:
 def privacy_loss(y: Any, *, v: Any, v_prime: Any, r: int) -> np.ndarray | float:
     """Privacy loss ``L(y) = ln p_v(y) - ln p_v'(y)`` at outputs ``y`` (``(d,)`` or ``(n, d)``).
 
-    Closed form ([LRP] Thm 1; theory.md §2 fact 3 before substituting the rotated representation):
+    Closed form ([LRP] Thm 1; docs/theory.md §2 fact 3 before substituting the rotated representation):
     ``L = ((d+1-r)/2) ln R + (Q/2)(1/R - 1)`` with ``u = vᵀy``, ``R = v'ᵀy / vᵀy`` and ``Q = r‖y‖²/u``. ``+inf`` where ``u > 0 >= u'`` (outside the neighbour's support),
     ``-inf`` where ``u' > 0 >= u``, ``nan`` outside both supports. This is the likelihood-ratio statistic of
     the optimal membership test for the vector mechanism.
@@ -224,7 +223,7 @@ def privacy_loss(y: Any, *, v: Any, v_prime: Any, r: int) -> np.ndarray | float:
     out[(u <= 0) & (up > 0)] = -np.inf
     rr = up[both] / u[both]
     q = r * ny2[both] / u[both]
-    out[both] = 0.5 * (d + 1 - r) * np.log(rr) + 0.5 * q * (1.0 / rr - 1.0)  # theory.md §2 fact 3
+    out[both] = 0.5 * (d + 1 - r) * np.log(rr) + 0.5 * q * (1.0 / rr - 1.0)  # docs/theory.md §2 fact 3
     return float(out[0]) if scalar else out
 
 
@@ -241,7 +240,7 @@ def _tau(rho: float, r: int) -> float:
 def support_delta(*, rho: float, r: int) -> float:
     """Mass ``δ_supp`` that the neighbour ``V'`` puts outside the support ``{y: Vᵀy > 0}`` of ``V``'s output.
 
-    theory.md §2 fact 1 ([LRP] Thm 1): ``δ_supp = E_{x~χ²_r}[Φ(-rho sqrt(x)/sqrt(1-rho²))]``. Writing
+    docs/theory.md §2 fact 1 ([LRP] Thm 1): ``δ_supp = E_{x~χ²_r}[Φ(-rho sqrt(x)/sqrt(1-rho²))]``. Writing
     ``Φ(-c sqrt(x)) = P(z <= -c sqrt(x))`` and dividing by ``sqrt(x/r)`` gives the Student-t closed form
     ``δ_supp = F_{t_r}(-rho sqrt(r)/sqrt(1-rho²))``, evaluated by scipy's incomplete-beta based ``stdtr``
     (relative accuracy ~1e-13 down to 1e-300, checked against mpmath in the tests). Values below the
@@ -254,7 +253,7 @@ def support_delta(*, rho: float, r: int) -> float:
 
 
 def theorem1_coefficient(*, d: int, r: int, coefficient: Coefficient | str = "corrected") -> float:
-    """Coefficient ``c`` of ``ln(rho + K)`` in Theorem 1 ([LRP] Thm 1; theory.md [erratum]).
+    """Coefficient ``c`` of ``ln(rho + K)`` in Theorem 1 ([LRP] Thm 1; docs/theory.md §2.2).
 
     ``"corrected"``: ``c = (d - r + 1)/2`` (the exponent of ``R`` in the exact privacy loss, fact 3).
     ``"as_printed"``: ``c = (d + r - 1)/2`` as published; it is *not* a valid bound (it falls below the exact
@@ -270,14 +269,14 @@ def theorem1_epsilon(
 ) -> float:
     """ε of [LRP] Theorem 1 for the total ``delta`` (split ``δ' = (delta - δ_supp)/3``).
 
-    [LRP] Thm 1 (theory.md §2): with ``t = t_r(1-δ')`` (Student-t quantile), ``K = sqrt((1-rho²)/r)·t``,
+    [LRP] Thm 1 (docs/theory.md §2): with ``t = t_r(1-δ')`` (Student-t quantile), ``K = sqrt((1-rho²)/r)·t``,
     and ``rho > K``,
     ``ε = c·ln(rho + K) + (1 - rho + K)·κ_{d+r-1}(1-δ') / (2(rho - K))``, ``δ = δ_supp + 3δ'``.
 
     Direction of error: with ``coefficient="corrected"`` (default) this is an *upper bound* on the exact ε
     (the bound replaces ``R`` by the worst end of its central ``1-2δ'`` interval and ``Q`` by its
     ``1-δ'`` quantile, and spends δ_supp on top of the t tail that already contains it). With
-    ``"as_printed"`` it is the published formula, which is *not* a bound (see the [erratum] in theory.md);
+    ``"as_printed"`` it is the published formula, which is *not* a bound (see docs/theory.md §2.2);
     a ``UserWarning`` says so every time it is requested.
 
     Returns ``math.inf`` when the theorem gives no finite bound: ``delta <= δ_supp``, or ``rho <= K``
@@ -291,7 +290,7 @@ def theorem1_epsilon(
     if check_choice("coefficient", coefficient, _COEFFICIENTS) == Coefficient.AS_PRINTED.value:
         warnings.warn(
             "coefficient='as_printed' uses the published c=(d+r-1)/2, which is not a valid privacy bound "
-            "(theory.md [erratum]); use it only to reproduce the paper",
+            "(docs/theory.md §2.2); use it only to reproduce the paper",
             UserWarning,
             stacklevel=2,
         )
@@ -406,7 +405,7 @@ class _Profile:
 
     def __init__(self, d: int, r: int, rho: float) -> None:
         self.d, self.r, self.rho = d, r, rho
-        self.a = 0.5 * (d + 1 - r)  # exponent of R in L   [theory.md §2 fact 3]
+        self.a = 0.5 * (d + 1 - r)  # exponent of R in L   [docs/theory.md §2 fact 3]
         self.k = d + r - 1  # degrees of freedom of Q
         self.scale = math.sqrt((1.0 - rho) * (1.0 + rho) / r)  # R = rho + scale·T
         self.t0 = -_tau(rho, r)  # R = 0
@@ -443,7 +442,7 @@ class _Profile:
         return self.rho + self.scale * t, logw
 
     def _h(self, rr: np.ndarray, eps: float) -> np.ndarray:
-        """``h(R) = E_Q[(1 - e^{eps - L})_+]`` for ``Q ~ χ²_k``, closed form (theory.md §2 fact 3).
+        """``h(R) = E_Q[(1 - e^{eps - L})_+]`` for ``Q ~ χ²_k``, closed form (docs/theory.md §2 fact 3).
 
         With ``b = (1/R - 1)/2`` and ``q* = (eps - a ln R)/b``, using
         ``E[e^{-bQ} 1{Q ∈ B}] = R^{k/2} P(Q/R ∈ B)`` (since ``1 + 2b = 1/R``):
@@ -587,7 +586,7 @@ def exact_delta(*, d: int, r: int, rho: float, epsilon: float) -> float:
     """Exact privacy profile ``delta(epsilon)`` for neighbours with ``VᵀV' = rho`` (deterministic quadrature).
 
     ``delta(epsilon) = E[(1 - e^{epsilon - L})_+]`` with ``L`` the privacy loss of [LRP] Thm 1 /
-    theory.md §2 fact 3 (``L = +inf`` counts 1). Computed as
+    docs/theory.md §2 fact 3 (``L = +inf`` counts 1). Computed as
     ``δ_supp + ∫_{R(T) > 0} f_{t_r}(T) h(R(T)) dT`` where ``h`` is the closed-form expectation over the
     independent ``Q ~ χ²_{d+r-1}`` (see the module docstring), by adaptive Gauss–Legendre quadrature in
     ``v = asinh(T)`` to relative tolerance 1e-9.

@@ -1,4 +1,4 @@
-"""Lemma (theory.md §1, §4.2): for A ∈ R^{r×d} with i.i.d. N(0, 1/r) entries and any unit u,
+"""Lemma (docs/theory.md §1, §4.2): for A ∈ R^{r×d} with i.i.d. N(0, 1/r) entries and any unit u,
 ‖P_A u‖² ~ Beta(r/2, (d−r)/2).
 
 Proof sketch. The row space of A is a uniformly random r-dimensional subspace (the law of A is invariant

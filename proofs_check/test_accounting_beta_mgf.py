@@ -1,4 +1,4 @@
-"""Lemma (theory.md §4.3): for β ~ Beta(a, b − a), E[exp(xβ)] = ₁F₁(a; b; x) (Kummer's function).
+"""Lemma (docs/theory.md §4.3): for β ~ Beta(a, b − a), E[exp(xβ)] = ₁F₁(a; b; x) (Kummer's function).
 
 Proof: E[β^n] = B(a+n, b−a)/B(a, b−a) = (a)_n/(b)_n, and E[e^{xβ}] = Σ_n x^n E[β^n]/n! (dominated
 convergence, β ∈ [0,1]) = Σ_n (a)_n/(b)_n x^n/n! = ₁F₁(a; b; x).

@@ -1,4 +1,4 @@
-"""Lemma (theory.md §4.3): with Poisson sampling and integer α, the fresh-projection Rényi moment expands
+"""Lemma (docs/theory.md §4.3): with Poisson sampling and integer α, the fresh-projection Rényi moment expands
 term by term: E_A E_{y~N(0,σ²)}[((1−q) + q·L_b(y))^α] = Σ_k C(α,k)(1−q)^{α−k} q^k ₁F₁(r/2; d/2; k(k−1)/(2σ²)),
 where L_b(y) = exp((2y√b − b)/(2σ²)) is the likelihood ratio of N(√b, σ²) to N(0, σ²), σ = z.
 

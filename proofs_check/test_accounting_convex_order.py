@@ -1,4 +1,4 @@
-"""Lemma (theory.md §4.2): rank one is the worst case. For ΔV with ‖ΔV‖_F ≤ C and P_A independent of ΔV,
+"""Lemma (docs/theory.md §4.2): rank one is the worst case. For ΔV with ‖ΔV‖_F ≤ C and P_A independent of ΔV,
 b = ‖P_A ΔV‖²/C² ≤_cx Beta(r/2, (d−r)/2), hence E f(b) ≤ E f(β) for every convex f (in particular the
 RDP moment-generating functions, so the fresh-projection RDP bound of §4.3 holds for any rank).
 

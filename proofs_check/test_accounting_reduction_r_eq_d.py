@@ -1,4 +1,4 @@
-"""Lemma (theory.md §4.3): at r = d the fresh-projection RDP is exactly the sampled Gaussian RDP.
+"""Lemma (docs/theory.md §4.3): at r = d the fresh-projection RDP is exactly the sampled Gaussian RDP.
 
 Proof: ₁F₁(a; a; x) = Σ x^n/n! = eˣ, so each term C(α,k)(1−q)^{α−k}q^k ₁F₁(r/2; d/2; k(k−1)/(2z²)) equals the
 [MTZ19] term C(α,k)(1−q)^{α−k}q^k e^{k(k−1)/(2z²)}.

@@ -1,4 +1,4 @@
-"""Lemma ([LRP] Thm 1 condition; theory.md §2): for ``t >= 0``, ``r > 0`` and ``ρ ∈ (-1, 1)``,
+"""Lemma ([LRP] Thm 1 condition; docs/theory.md §2): for ``t >= 0``, ``r > 0`` and ``ρ ∈ (-1, 1)``,
 
     ρ > K := sqrt((1-ρ²)/r) · t     ⇔     ρ > t / sqrt(r + t²).
 

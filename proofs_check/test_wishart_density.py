@@ -1,4 +1,4 @@
-"""Lemma (theory.md §2 fact 2; [LRP] Thm 1 setting): output density of the Wishart vector mechanism.
+"""Lemma (docs/theory.md §2 fact 2; [LRP] Thm 1 setting): output density of the Wishart vector mechanism.
 
 For ``A ∈ R^{r×d}`` with i.i.d. ``N(0, 1/r)`` entries and unit ``V``, the output ``y = AᵀA V`` has density
 

@@ -1,4 +1,4 @@
-"""Lemma (theory.md §2 fact 3; [LRP] Thm 1): the privacy loss of the Wishart vector mechanism and its law.
+"""Lemma (docs/theory.md §2 fact 3; [LRP] Thm 1): the privacy loss of the Wishart vector mechanism and its law.
 
 For neighbours ``V, V'`` with ``VᵀV' = ρ`` and ``y ~ p_V``,
 

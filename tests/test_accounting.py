@@ -26,7 +26,7 @@ INT_ORDERS = list(range(2, 64))
 
 
 def test_opacus_reference_value():
-    # Opacus test-suite reference (anchors.md): z=1.5, q=0.04, 2,250 steps, delta=1e-5 -> RDP eps 7.3291,
+    # Opacus test-suite reference (docs/theory.md §9.2): z=1.5, q=0.04, 2,250 steps, delta=1e-5 -> RDP eps 7.3291,
     # with Opacus' default orders.
     orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
     acc = RdpAccountant(orders=orders).compose(A.dpsgd_event(noise_multiplier=1.5, sampling_rate=0.04, steps=2250))
@@ -37,7 +37,7 @@ def test_opacus_reference_value():
 
 
 def test_theory_example_integer_orders():
-    # theory.md §4.3: best integer alpha in 2..63, d=768, r=8 -> ~0.26 vs 3.73 plain.
+    # docs/theory.md §4.3: best integer alpha in 2..63, d=768, r=8 -> ~0.26 vs 3.73 plain.
     res = {}
     for proj in ("none", "fresh"):
         acc = RdpAccountant(orders=INT_ORDERS).compose(

@@ -1,6 +1,6 @@
 """Quick privacy audit by simulation (the full one: experiments/audit_projected_gaussian.py).
 
-Runs the unsampled M2 mechanism itself (theory.md §4.1) for T = 6 steps on worst-case neighbours and checks
+Runs the unsampled M2 mechanism itself (docs/theory.md §4.1) for T = 6 steps on worst-case neighbours and checks
 that neither the Clopper–Pearson ε lower bound nor the hockey-stick estimate contradicts the accountant —
 and that the audit *does* contradict the fixed-projection bound when its assumptions are broken
 (ΔV chosen inside A's row space; the best direction of a 10-dimensional span). Thresholds are 3 standard

@@ -60,7 +60,7 @@ def test_symmetry_by_hand_two_by_two():
 
 
 def test_reconstruction_full_rank_matches_theory_formula():
-    # r = d: M = Y_{-j} V_{-j}^+ (theory.md §3.2) predicts column j exactly under V_in.
+    # r = d: M = Y_{-j} V_{-j}^+ (docs/theory.md §3.2) predicts column j exactly under V_in.
     rng = np.random.default_rng(5)
     d = 4
     pair = mx.neighbouring_pair(d=d, columns=d + 1, seed=2)
@@ -107,11 +107,11 @@ def test_simulator_m2_equals_projection_of_noisy_query():
         np.testing.assert_allclose(y[i, 0], m @ (pair.v_in + e[i, 0]), atol=1e-12)
 
 
-# ---------------------------------------------------------------- vector query (theory.md §2)
+# ---------------------------------------------------------------- vector query (docs/theory.md §2)
 
 
 def test_support_violation_closed_form_reference():
-    # theory.md §2: δ_supp(0.6, r=6) ≈ 0.05792
+    # docs/theory.md §2: δ_supp(0.6, r=6) ≈ 0.05792
     assert mx.support_violation_probability(rho=0.6, r=6) == pytest.approx(0.05792, abs=5e-6)
 
 
@@ -130,7 +130,7 @@ def test_vector_query_support_violations_and_density():
     p = mx.support_violation_probability(rho=rho, r=r)
     frac = np.mean(u_out <= 0)
     assert abs(frac - p) < 5 * math.sqrt(p * (1 - p) / n)
-    # Density check: the members' log-likelihood ratios follow the exact privacy-loss law of theory.md §2
+    # Density check: the members' log-likelihood ratios follow the exact privacy-loss law of docs/theory.md §2
     # fact 3 (independent recipe: x~χ²_r, z~N(0,1), s~χ²_{d−2}; R = ρ + √(1−ρ²)z/√x; Q = x + z² + s).
     lr = mx.likelihood_ratio_score(y_in, pair, mechanism="noise_free", r=r)
     x, z, s = rng.chisquare(r, n), rng.standard_normal(n), rng.chisquare(d - 2, n)
@@ -167,7 +167,7 @@ def test_m2_likelihood_ratio_full_rank_matches_gaussian_auc():
 
 
 def test_m2_likelihood_ratio_low_rank_matches_beta_mixture():
-    # r < d: sensitivity given A is ‖P_A ΔV‖ = Δ√b, b ~ Beta(r/2, (d−r)/2) (theory.md §1, §4.1).
+    # r < d: sensitivity given A is ‖P_A ΔV‖ = Δ√b, b ~ Beta(r/2, (d−r)/2) (docs/theory.md §1, §4.1).
     d, r, sigma = 12, 3, 0.5
     cfg = MatrixAttackConfig(d=d, r=r, columns=2, mechanism="m2", sigma=sigma, distinguisher="likelihood_ratio",
                              threat=KNOWS_A, trials=4000, n_bootstrap=0, seed=7)

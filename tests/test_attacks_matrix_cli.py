@@ -46,8 +46,30 @@ def test_matrix_text_output(capsys):
     (["--r", "20"], "r must be"),
     (["--columns", "1", "--distinguisher", "symmetry"], "columns must be >= 2"),
     (["--sigma", "1", "--knows-projection", "no", "--distinguisher", "likelihood_ratio"], "knows_projection=True"),
+    (["--sigma", "1e-300"], "sigma must be in [1e-06, 1e+06]"),
+    (["--sigma", "1e300"], "sigma must be in [1e-06, 1e+06]"),
+    (["--plot", "/proc/roc.png"], "--plot: cannot create a file in '/proc'"),
+    (["--plot", "/no/such/dir/roc.png"], "--plot directory '/no/such/dir' does not exist"),
+    (["--plot", "roc.txt"], "--plot must end in an image suffix"),
 ])
 def test_matrix_bad_input_is_one_line_exit_2(capsys, argv, msg):
     assert main(["attack", "matrix", "--d", "16", "--trials", "10", *argv]) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+def test_plot_path_checked_before_the_computation(capsys, monkeypatch):
+    import lowrankdp.attacks.matrix as mx
+
+    def boom(*a, **k):
+        raise AssertionError("the attack ran before the --plot path was checked")
+
+    monkeypatch.setattr(mx, "run_matrix_attack", boom)
+    assert main(["attack", "matrix", "--trials", "10", "--plot", "/proc/roc.png"]) == 2
+
+
+def test_text_output_says_why_tpr_is_not_reported(capsys):
+    assert main(["attack", "matrix", "--d", "8", "--r", "2", "--columns", "3", "--trials", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "needs at least 10/FPR = 10000 non-members, got 50" in text
+    assert "a perfect attack at these sizes certifies" in text

@@ -1,4 +1,4 @@
-"""The numeric core must import in a numpy/scipy-only environment (style.md, 'Layout')."""
+"""The numeric core must import in a numpy/scipy-only environment (docs/architecture.md, 'Conventions')."""
 
 import subprocess
 import sys

@@ -17,7 +17,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("opacus")
 
-from lowrankdp.finetune import FinetuneConfig, METHODS, StepRunner, read_metrics, run  # noqa: E402
+from lowrankdp.finetune import FinetuneConfig, StepRunner, run  # noqa: E402
+from lowrankdp.finetune.checkpoint import load_checkpoint  # noqa: E402
+from lowrankdp.methods import METHODS  # noqa: E402
+from lowrankdp.results import read_record  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -64,6 +67,11 @@ def tiny(tmp_path_factory):
     texts = [r.text for r in load_dataset(data).splits["train"]]
     model = make_tiny_model_dir(texts, root / "model")
     return {"root": root, "data": str(data), "model": str(model)}
+
+
+def read_lines(run_dir) -> list[dict]:
+    """The run's evaluations as plain dicts (as stored in result.json)."""
+    return [e.to_dict() for e in read_record(run_dir).epochs]
 
 
 def cfg_for(tiny, method_, out, **kw):
@@ -123,7 +131,7 @@ def test_validate_checks_data_dir_and_run_raises_before_training(tiny, tmp_path)
         cfg.validate()
     with pytest.raises(ValueError, match=r"^data"):
         run(cfg)
-    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+    assert not (tmp_path / "r" / "result.json").exists()  # nothing written for a config that cannot run
 
 
 @pytest.mark.parametrize("method", ["lora", "compressed-dp-sgd"])
@@ -132,37 +140,36 @@ def test_rank_larger_than_layer_is_rejected_before_training(tiny, tmp_path, meth
     cfg = cfg_for(tiny, method, tmp_path / "r", rank=too_big)
     with pytest.raises(ValueError, match=r"^rank"):
         run(cfg)
-    s = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert s["status"] == "failed" and "rank" in s["reason"]
-    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+    assert not (tmp_path / "r" / "result.json").exists()  # refused before anything was written
     # inside a sweep: a failed result, no exception
     res = run(cfg.replace(out_dir=str(tmp_path / "r2")), raise_invalid=False)
-    assert res["status"] == "failed" and "rank" in res["reason"]
+    assert res.status.value == "failed" and "rank" in res.reason
 
 
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.mark.parametrize("method,extra", [(m, {}) for m in METHODS] + [("compressed-dp-sgd",
                                                                          {"projection": "fixed"})])
 def test_every_method_runs_end_to_end(tiny, tmp_path, method, extra):
-    cfg = cfg_for(tiny, method, tmp_path / "run", **extra)
+    cfg = cfg_for(tiny, method, tmp_path / "run", measure=True, exposure_max_candidates=20,
+                  extra={"measure_kwargs": {"n_bootstrap": 10}}, **extra)
     s = run(cfg)
-    assert s["status"] == "ok", s.get("reason")
+    assert s.status.value == "ok", s.reason
     out = Path(cfg.out_dir)
-    assert json.loads((out / "config.json").read_text())["method"] == method
-    lines = read_metrics(out)
+    assert read_record(out).config["method"] == method
+    lines = read_lines(out)
     assert [x["epoch"] for x in lines] == [0, 1]
     assert lines[1]["step"] > 0
-    assert math.isfinite(lines[1]["train_sensitive_loss"]) and math.isfinite(lines[1]["train_loss"])
-    assert lines[1]["train_loss"] != lines[0]["train_loss"]  # something trained
+    m0, m1 = lines[0]["measurements"], lines[1]["measurements"]
+    assert math.isfinite(m1["utility_loss"]) and math.isfinite(lines[1]["train_loss"])
+    assert m1["utility_loss"] != m0["utility_loss"]  # something trained (losses come from measure_all)
     costs = lines[1]["costs"]
     assert costs["steps"] == lines[1]["step"] and costs["tokens"] > 0
     assert costs["measured_flops_per_token"] > 0 and costs["analytic_flops_per_token"] > 0
     assert costs["peak_memory"]["bytes"] > 0
     assert (out / "checkpoints" / "epoch_0001.pt").is_file()
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "ok" and summary["provenance"]["packages"]["torch"]
+    assert s.provenance["packages"]["torch"]
     eps = lines[1]["privacy"]["epsilon"]
-    if method in ("dp-sgd", "dp-lora", "compressed-dp-sgd"):
+    if METHODS[method].private:
         assert lines[0]["privacy"]["epsilon"] == 0.0
         src = lines[1]["privacy"]["source"]
         if method == "compressed-dp-sgd" and "not computed" in src:
@@ -180,8 +187,8 @@ def test_measurements_retention_influence_in_metrics(tiny, tmp_path):
                   influence_samples=3, exposure_max_candidates=50,
                   extra={"measure_kwargs": {"n_bootstrap": 20}})
     s = run(cfg)
-    assert s["status"] == "ok", s.get("reason")
-    line = read_metrics(cfg.out_dir)[-1]
+    assert s.status.value == "ok", s.reason
+    line = read_lines(cfg.out_dir)[-1]
     m = line["measurements"]
     assert "error" not in m, m
     assert math.isfinite(m["sensitive_loss_token"]) and math.isfinite(m["utility_loss"])
@@ -242,10 +249,10 @@ def test_lora_fa_A_is_gaussian_variance_one_over_r_and_bit_identical_through_run
     A0 = {n: A.detach().clone() for n, (A, _, _, _) in lora_pairs(runner.raw_model).items()}
     entries = torch.cat([a.flatten() for a in A0.values()]).numpy()
     assert stats.kstest(entries, stats.norm(scale=1 / math.sqrt(r)).cdf).pvalue > 1e-3
-    # PEFT's default (Kaiming-uniform) would fail the same test: theory.md §5
+    # PEFT's default (Kaiming-uniform) would fail the same test: docs/theory.md §5
     s = run(cfg)
-    assert s["status"] == "ok"
-    ck = torch.load(Path(cfg.out_dir) / "checkpoints" / "epoch_0002.pt", weights_only=False)["params"]
+    assert s.status.value == "ok"
+    ck = torch.load(Path(cfg.out_dir) / "checkpoints" / "epoch_0002.pt", weights_only=True)["params"]
     a_keys = [k for k in ck if "lora_A" in k]
     b_keys = [k for k in ck if "lora_B" in k]
     assert len(a_keys) == len(A0) == len(b_keys)
@@ -357,8 +364,8 @@ def test_noise_is_added_with_the_configured_std(tiny, tmp_path):
 def test_dp_epsilon_consistent_with_accountant(tiny, tmp_path):
     cfg = cfg_for(tiny, "dp-lora", tmp_path / "run", epochs=2, noise_multiplier=1.3, delta=1e-4)
     s = run(cfg)
-    assert s["status"] == "ok"
-    lines = read_metrics(cfg.out_dir)
+    assert s.status.value == "ok"
+    lines = read_lines(cfg.out_dir)
     n_train = 27  # 24 records + 3 canaries
     q = 1 / math.ceil(n_train / 8)
     for line in lines[1:]:
@@ -418,7 +425,7 @@ def test_compressed_dp_sgd_updates_live_in_the_projection(tiny, tmp_path):
 # ------------------------------------------------------------------------------------------ influence
 def test_influence_rank_one_gradient_follows_beta_law(tiny):
     """Two-token records give rank-one gradients (one target, causal model); with an A drawn independently for
-    every record the retained fraction must follow Beta(r/2, (d-r)/2) (theory.md §1)."""
+    every record the retained fraction must follow Beta(r/2, (d-r)/2) (docs/theory.md §1)."""
     from scipy import stats
 
     from lowrankdp.finetune.influence import measure_influence, retained_fraction_cdf
@@ -455,32 +462,32 @@ def test_nan_run_is_recorded_as_failed(tiny, tmp_path):
     for method in ("fft", "dp-lora"):
         cfg = cfg_for(tiny, method, tmp_path / method, model=str(bad), eval_initial=False)
         s = run(cfg)  # must not raise
-        assert s["status"] == "failed"
-        assert "diverged" in s["reason"] and "non-finite" in s["reason"]
-        on_disk = json.loads((Path(cfg.out_dir) / "summary.json").read_text())
-        assert on_disk["status"] == "failed" and on_disk["reason"] == s["reason"]
+        assert s.status.value == "failed"
+        assert "diverged" in s.reason and "non-finite" in s.reason
+        on_disk = read_record(cfg.out_dir)
+        assert on_disk.status.value == "failed" and on_disk.reason == s.reason
 
 
 @pytest.mark.parametrize("method", ["lora", "dp-lora"])
 def test_resume_continues_bit_identically(tiny, tmp_path, method):
     full = cfg_for(tiny, method, tmp_path / "full", epochs=2, lora_dropout=0.1)
-    assert run(full)["status"] == "ok"
+    assert run(full).status.value == "ok"
     part = full.replace(out_dir=str(tmp_path / "part"), epochs=1)
-    assert run(part)["status"] == "ok"
+    assert run(part).status.value == "ok"
     s = run(part.replace(epochs=2, resume=True))
-    assert s["status"] == "ok" and any("resumed" in n for n in s["notes"])
-    a = torch.load(tmp_path / "full" / "checkpoints" / "epoch_0002.pt", weights_only=False)
-    b = torch.load(tmp_path / "part" / "checkpoints" / "epoch_0002.pt", weights_only=False)
+    assert s.status.value == "ok" and any("resumed" in n for n in s.notes)
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "epoch_0002.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoints" / "epoch_0002.pt")
     assert a["steps"] == b["steps"]
     for k in a["params"]:
         assert torch.equal(a["params"][k], b["params"][k]), k
-    la, lb = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "part")
+    la, lb = read_lines(tmp_path / "full"), read_lines(tmp_path / "part")
     assert [x["epoch"] for x in lb] == [0, 1, 2]
     assert lb[-1]["train_loss"] == la[-1]["train_loss"]
     assert lb[-1]["privacy"]["epsilon"] == la[-1]["privacy"]["epsilon"]
     with pytest.raises(ValueError, match=r"^lr"):
         run(part.replace(epochs=3, resume=True, lr=1e-2))
-    assert json.loads((tmp_path / "part" / "summary.json").read_text())["status"] == "ok"  # not clobbered
+    assert read_record(tmp_path / "part").status.value == "ok"  # not clobbered
 
 
 def test_cli_finetune(tiny, tmp_path, capsys):
@@ -492,8 +499,8 @@ def test_cli_finetune(tiny, tmp_path, capsys):
                  "--influence-samples", "0", "--no-progress", "--out", str(out), "--json"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["status"] == "ok" and printed["method"] == "lora"
-    assert (out / "metrics.jsonl").is_file()
+    assert printed.status.value == "ok" and printed["method"] == "lora"
+    assert read_record(out).finished
     code = main(["finetune", "--method", "lora", "--model", tiny["model"], "--data", tiny["data"], "--epochs", "1",
                  "--rank", "0", "--out", str(tmp_path / "bad")])
     assert code == 2

@@ -8,6 +8,7 @@ engine just before it exports, and compared with what the run directory yields.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ pytest.importorskip("opacus")
 from lowrankdp.finetune import FinetuneConfig, export_model, run  # noqa: E402
 from lowrankdp.finetune import engine  # noqa: E402
 from lowrankdp.models import load_base  # noqa: E402
+from lowrankdp.results import read_record, write_record  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -79,9 +81,9 @@ def _logits(model, ids, att):
 def test_run_exports_a_plain_model_with_the_trained_logits(runs, method):
     run_dir = runs["root"] / method
     s = runs["summaries"][method]
-    assert s["status"] == "ok", s.get("reason")
-    on_disk = json.loads((run_dir / "summary.json").read_text())
-    assert on_disk["model_dir"] == "model" and (run_dir / "model" / "config.json").is_file()
+    assert s.status.value == "ok", s.reason
+    on_disk = read_record(run_dir)
+    assert on_disk.model_dir == "model" and (run_dir / "model" / "config.json").is_file()
     assert not (run_dir / "model" / "adapter_config.json").exists()  # merged: no PEFT adapter folder
     info = json.loads((run_dir / "model" / "lowrankdp_export.json").read_text())
     assert info["epoch"] == 1 and info["method"] == method and info["merged_lora_adapters"] == (method != "fft")
@@ -137,8 +139,8 @@ def test_failed_run_is_a_clear_error(runs, capsys):
 
     out = runs["root"] / "failed"
     s = run(_cfg(runs["data"], out, "lora", rank=100_000), raise_invalid=False)  # rank > layer: fails
-    assert s["status"] == "failed"
-    assert json.loads((out / "summary.json").read_text())["model_dir"] is None
+    assert s.status.value == "failed"
+    assert read_record(out).model_dir is None
     with pytest.raises(ValueError, match=r"run failed .*rank"):
         load_base(out)
     code = main(["measure", "--model", str(out), "--base", "tiny", "--data", runs["data"], "--no-progress"])
@@ -147,17 +149,15 @@ def test_failed_run_is_a_clear_error(runs, capsys):
 
 
 def test_run_without_exported_model_points_to_export_model(runs):
-    # a run made before runs exported their model: summary without model_dir, no model/ folder
+    # a run whose export failed: result without model_dir, no model/ folder
     old = runs["root"] / "old_lora"
     shutil.copytree(runs["root"] / "lora", old)
     shutil.rmtree(old / "model")
-    summary = json.loads((old / "summary.json").read_text())
-    del summary["model_dir"]
-    (old / "summary.json").write_text(json.dumps(summary))
+    write_record(old, dataclasses.replace(read_record(old), model_dir=None))
     with pytest.raises(ValueError, match=r"no exported model.*lowrankdp\.finetune\.export_model"):
         load_base(old)
-    assert export_model(old) == old / "model"  # default target; summary.json now points to it
-    assert json.loads((old / "summary.json").read_text())["model_dir"] == "model"
+    assert export_model(old) == old / "model"  # default target; result.json now points to it
+    assert read_record(old).model_dir == "model"
     ids, att = _batch(runs["data"])
     torch.testing.assert_close(_logits(load_base(old)[0], ids, att), _logits(runs["live"]["lora"], ids, att),
                                atol=1e-4, rtol=1e-4)
@@ -170,7 +170,7 @@ def test_checkpoint_none_exports_nothing_and_removes_a_stale_model(runs):
     reused = runs["root"] / "reused"
     shutil.copytree(runs["root"] / "fft", reused)
     s = run(_cfg(runs["data"], reused, "fft", checkpoint="none"))
-    assert s["status"] == "ok" and s["model_dir"] is None
+    assert s.status.value == "ok" and s.model_dir is None
     assert not (reused / "model").exists()
     with pytest.raises(ValueError, match=r"no exported model.*checkpoint='none'"):
         load_base(reused)

@@ -1,4 +1,4 @@
-"""Slow: FFT memorises sensitive tokens faster than LoRA, DP-SGD and DP-LoRA ([RPUE]; replication.md §6).
+"""Slow: FFT memorises sensitive tokens faster than LoRA, DP-SGD and DP-LoRA ([RPUE]; docs/theory.md §8.6).
 
 Embedded tiny base model (``lowrankdp.models.load_base("tiny")``, built and cached on first use), a
 CustomerSim-like dataset with a canary, the same epochs, batch and seed for every method, each method at

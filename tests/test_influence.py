@@ -1,4 +1,4 @@
-"""lowrankdp.influence: [RPUE] Thm 1 deterministic bound, the Beta(r/2, (d-r)/2) law of theory.md §1.
+"""lowrankdp.influence: [RPUE] Thm 1 deterministic bound, the Beta(r/2, (d-r)/2) law of docs/theory.md §1.
 
 Monte Carlo conventions as in test_wishart_montecarlo.py: fixed seeds, KS at α = 1e-3, means within 4.5
 standard errors computed from the law's variance and the sample size.
@@ -68,7 +68,7 @@ def test_retained_fraction_rejects_non_projectors_and_bad_input():
 
 @pytest.mark.parametrize("d, r", [(60, 8), (10, 1), (25, 24), (7, 3)])
 def test_beta_law_by_simulating_projections(d, r):
-    """theory.md §1: ‖P_A u‖² ~ Beta(r/2, (d-r)/2), mean r/d (the doc's check used d=60, r=8)."""
+    """docs/theory.md §1: ‖P_A u‖² ~ Beta(r/2, (d-r)/2), mean r/d (the doc's check used d=60, r=8)."""
     n = 6000
     x = inf.retained_fraction_samples(d=d, r=r, n=n, rng=np.random.default_rng(d * 31 + r))
     assert stats.kstest(x, lambda t: inf.retained_fraction_cdf(d=d, r=r, x=t)).pvalue > ALPHA
@@ -80,7 +80,7 @@ def test_beta_law_by_simulating_projections(d, r):
 
 
 def test_rank_one_gradient_fraction_is_the_beta_variable():
-    """For g = x hᵀ (projected side x), ‖P_A g‖_F² / ‖g‖_F² = ‖P_A x̂‖² ~ Beta (theory.md §1)."""
+    """For g = x hᵀ (projected side x), ‖P_A g‖_F² / ‖g‖_F² = ‖P_A x̂‖² ~ Beta (docs/theory.md §1)."""
     d, r, n = 40, 6, 2500
     rng = np.random.default_rng(4)
     x = rng.standard_normal(d)
@@ -95,7 +95,7 @@ def test_rank_one_gradient_fraction_is_the_beta_variable():
 
 
 def test_higher_rank_gradient_keeps_mean_but_not_law():
-    """theory.md §4.2: for rank-k gradients, the mean stays r/d while the spread shrinks (convex order)."""
+    """docs/theory.md §4.2: for rank-k gradients, the mean stays r/d while the spread shrinks (convex order)."""
     d, r, n = 30, 3, 2500
     rng = np.random.default_rng(5)
     g = rng.standard_normal((10, d))  # rank 10, independent of A

@@ -139,14 +139,63 @@ def test_attack_report_fields_and_cis():
     rep = metrics.attack_report(s_in, s_out, n_bootstrap=300, seed=1)
     assert rep.auc == pytest.approx(metrics.auc(s_in, s_out))
     assert rep.auc_ci[0] <= rep.auc <= rep.auc_ci[1]
-    # AUC of N(1,1) vs N(0,1) is Phi(1/sqrt 2) = 0.760; bootstrap CI should cover it.
+    # AUC of N(1,1) vs N(0,1) is Phi(1/sqrt 2) = 0.760; the interval should cover it.
     assert rep.auc_ci[0] < stats.norm.cdf(1 / math.sqrt(2)) < rep.auc_ci[1]
     d = rep.to_dict()
-    assert set(d) >= {"auc", "auc_ci", "tpr_at_fpr", "tpr_ci", "epsilon_lower_bound", "roc"}
+    assert set(d) >= {"auc", "auc_ci", "tpr_at_fpr", "tpr_ci", "tpr_reason", "epsilon_lower_bound",
+                      "epsilon_lower_bound_max", "roc"}
     assert set(d["tpr_at_fpr"]) == {"0.001", "0.01"}
     assert len(d["roc"]["fpr"]) <= 200
-    no_boot = metrics.attack_report(s_in, s_out, n_bootstrap=0)
-    assert math.isnan(no_boot.auc_ci[0])
+    # 800 non-members: TPR@1% is reported (needs 1,000? no: 10/0.01 = 1,000 > 800) — neither is reported here
+    assert d["tpr_at_fpr"]["0.01"] is None and d["tpr_ci"]["0.01"] is None
+    assert "needs at least 10/FPR = 1000 non-members, got 800" in d["tpr_reason"]["0.01"]
+    rep2 = metrics.attack_report(rng.normal(1, 1, 300), rng.normal(0, 1, 1000))
+    assert rep2.tpr_at_fpr[0.01] is not None and rep2.tpr_at_fpr[0.001] is None
+    lo, hi = rep2.tpr_ci[0.01]
+    assert 0.0 <= lo <= hi <= 1.0
+
+
+def test_auc_interval_under_perfect_separation_is_not_a_point():
+    lo, hi = metrics.auc_interval(np.arange(100) + 200.0, np.arange(40))
+    assert hi == 1.0 and 0.9 < lo < 1.0
+    # more data, tighter lower end
+    lo2, _ = metrics.auc_interval(np.arange(1000) + 2000.0, np.arange(1000))
+    assert lo < lo2 < 1.0
+
+
+def test_auc_interval_coverage_by_simulation():
+    """Binormal scores, n = 100 / 40 (the sweep's sizes) and 300 / 300; AUC 0.5 to 0.99. Coverage is estimated
+    over 400 replicates; we require ≥ 0.95 − 3·se (se = sqrt(0.95·0.05/400) ≈ 0.011)."""
+    rng = np.random.default_rng(5)
+    reps = 400
+    floor = 0.95 - 3 * math.sqrt(0.95 * 0.05 / reps)
+    for n_in, n_out in ((100, 40), (300, 300)):
+        for mu in (0.0, 1.0, 2.5, 3.3):
+            true = stats.norm.cdf(mu / math.sqrt(2))
+            hits = 0
+            for _ in range(reps):
+                lo, hi = metrics.auc_interval(rng.normal(mu, 1, n_in), rng.normal(0, 1, n_out))
+                hits += lo <= true <= hi
+            assert hits / reps >= floor, (n_in, n_out, mu, hits / reps)
+
+
+def test_tpr_interval_coverage_by_simulation():
+    """Binormal, 1,000 non-members at FPR 1 %: the true TPR Φ(μ − Φ⁻¹(0.99)) is covered in ≥ 95 % − 3 se."""
+    rng = np.random.default_rng(6)
+    reps = 300
+    floor = 0.95 - 3 * math.sqrt(0.95 * 0.05 / reps)
+    for mu in (1.0, 2.5):
+        true = stats.norm.sf(stats.norm.ppf(0.99) - mu)
+        hits = 0
+        for _ in range(reps):
+            lo, hi = metrics.tpr_at_fpr_interval(rng.normal(mu, 1, 500), rng.normal(0, 1, 1000), 0.01)
+            hits += lo <= true <= hi
+        assert hits / reps >= floor, (mu, hits / reps)
+
+
+def test_tpr_interval_refused_below_ten_over_fpr():
+    assert metrics.tpr_at_fpr_interval([1.0, 2.0], np.zeros(999), 0.01) is None
+    assert metrics.tpr_reportable(1000, 0.01) is None
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from lowrankdp.results import read_record
 from lowrankdp.sweep import RunIndex, run_sweep
 from lowrankdp.sweep.config import SweepConfig
 
 ray = pytest.importorskip("ray")
 
-SYNTH = "lowrankdp.sweep._testing:synthetic_run"
+SYNTH = "synthetic"
 
 
 def test_ray_two_run_sweep(tmp_path):
@@ -35,7 +36,7 @@ def test_ray_two_run_sweep(tmp_path):
     rows = RunIndex(tmp_path / "out" / "index.sqlite").rows()
     assert len(rows) == 2 and all(r["status"] == "ok" and r["attempts"] == 1 for r in rows)
     for r in rows:
-        rec = json.loads((tmp_path / "out" / r["run_dir"] / "run.json").read_text())
-        assert rec["executor"] == "ray" and rec["status"] == "ok"
-        lines = (tmp_path / "out" / r["run_dir"] / "metrics.jsonl").read_text().splitlines()
-        assert [json.loads(x)["epoch"] for x in lines] == [0, 1]
+        rec = read_record(tmp_path / "out" / r["run_dir"])
+        assert rec.status.value == "ok" and [e.epoch for e in rec.epochs] == [0, 1]
+    attempts = RunIndex(tmp_path / "out" / "index.sqlite").attempts()
+    assert all(a["host"].startswith("ray:") for a in attempts)

@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from lowrankdp.results import ResultError, read_record
 from lowrankdp.sweep import RunIndex
 
-SYNTH = "lowrankdp.sweep._testing:synthetic_run"
+SYNTH = "synthetic"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +33,13 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _epochs(run_dir: Path) -> list[int]:
+    try:
+        return [e.epoch for e in read_record(run_dir).epochs]
+    except ResultError:
+        return []
+
+
 def test_sigkill_mid_run_then_resume(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -44,7 +52,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     )
     out = tmp_path / "out"
     calls = tmp_path / "calls.log"
-    env = {**os.environ, "LOWRANKDP_SYNTH_EPOCH_S": "0.6", "LOWRANKDP_SYNTH_CALL_LOG": str(calls)}
+    env = {**os.environ, "LOWRANKDP_SYNTH_EPOCH_S": "1.5", "LOWRANKDP_SYNTH_CALL_LOG": str(calls)}
     cmd = [sys.executable, "-m", "lowrankdp.cli", "sweep", str(cfg_path), "--out", str(out), "--runner", SYNTH,
            "--no-report"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -64,8 +72,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
             ok = [r for r in rows if r["status"] == "ok"]
             running = [r for r in rows if r["status"] == "running"]
             if len(ok) == 2 and running:
-                m = out / running[0]["run_dir"] / "metrics.jsonl"
-                if m.exists() and len(m.read_text().splitlines()) >= 2:
+                if len(_epochs(out / running[0]["run_dir"])) >= 2:
                     victim = running[0]
                     break
         assert victim is not None, f"sweep never reached the third run: {proc.stderr.read() if proc.poll() is not None else ''}"
@@ -86,11 +93,12 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     before = {r["run_key"]: r for r in RunIndex(idx_path).rows()}
     assert len(before) == 4
     assert before[victim["run_key"]]["status"] == "running"
-    victim_lines = len((out / victim["run_dir"] / "metrics.jsonl").read_text().splitlines())
-    assert 2 <= victim_lines < 4  # really interrupted in the middle (epochs 0..3 would be 4 lines)
+    victim_rec = read_record(out / victim["run_dir"])
+    assert not victim_rec.finished and victim_rec.final is None  # unfinished: no epoch is presented as final
+    assert 2 <= len(victim_rec.epochs) < 4  # really interrupted in the middle (epochs 0..3 would be 4)
     finished = {k for k, r in before.items() if r["status"] == "ok"}
     assert len(finished) == 2
-    mtimes = {k: (out / before[k]["run_dir"] / "metrics.jsonl").stat().st_mtime_ns for k in finished}
+    mtimes = {k: (out / before[k]["run_dir"] / "result.json").stat().st_mtime_ns for k in finished}
     n_calls_before = len(calls.read_text().splitlines())
     assert n_calls_before == 3
 
@@ -110,18 +118,16 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     by_key = {r["run_key"]: r for r in rows}
     for k in finished:  # not repeated
         assert by_key[k]["attempts"] == 1
-        assert (out / by_key[k]["run_dir"] / "metrics.jsonl").stat().st_mtime_ns == mtimes[k]
+        assert (out / by_key[k]["run_dir"] / "result.json").stat().st_mtime_ns == mtimes[k]
     v = by_key[victim["run_key"]]
     assert v["attempts"] == 2
     hist = idx.attempts(victim["run_key"])
     assert [a["status"] for a in hist] == ["interrupted", "ok"]
     # redone from scratch: a full set of epochs, no stale lines from the killed attempt
-    lines = [json.loads(x) for x in (out / v["run_dir"] / "metrics.jsonl").read_text().splitlines()]
-    assert [x["epoch"] for x in lines] == [0, 1, 2, 3]
+    assert _epochs(out / v["run_dir"]) == [0, 1, 2, 3] and read_record(out / v["run_dir"]).finished
     # the run function was called once per finished run, twice for the interrupted one, once for the untouched one
     called = [ln.split()[3] for ln in calls.read_text().splitlines()]
     assert len(called) == 5
     assert called.count(Path(v["run_dir"]).name) == 2
     for k in finished:
         assert called.count(Path(by_key[k]["run_dir"]).name) == 1
-    assert json.loads((out / v["run_dir"] / "run.json").read_text())["attempt"] == 2

@@ -1,6 +1,6 @@
-"""lowrankdp.wishart: closed forms, reference values of theory.md §2, error paths, CLI.
+"""lowrankdp.wishart: closed forms, reference values of docs/theory.md §2, error paths, CLI.
 
-Reference values: theory.md §2 (table "Reference values", the [erratum] paragraph and the two δ_supp values
+Reference values: docs/theory.md §2 (table "Reference values", the erratum of §2.2 and the two δ_supp values
 below the table). Tolerances: half a unit of the last printed digit for values printed to 4 significant
 digits, except where noted; the exact-ε column is printed "±1 %".
 """
@@ -61,7 +61,7 @@ def test_sample_wishart_rank():
 
 @pytest.mark.parametrize(
     "rho, r, expected, rel",
-    [(0.6, 6, 0.05792, 0.5e-4 / 5.792), (0.9, 50, 5.78e-20, 0.005 / 5.78)],  # theory.md §2, below the table
+    [(0.6, 6, 0.05792, 0.5e-4 / 5.792), (0.9, 50, 5.78e-20, 0.005 / 5.78)],  # docs/theory.md §2, below the table
 )
 def test_support_delta_reference_values(rho, r, expected, rel):
     assert w.support_delta(rho=rho, r=r) == pytest.approx(expected, rel=rel)
@@ -92,7 +92,7 @@ def test_support_delta_covers_1e300():
 
 
 def test_support_delta_equals_expectation_form():
-    # theory.md §2 fact 1: E_{x~χ²_r}[Φ(-rho sqrt(x)/sqrt(1-rho²))], by quadrature at moderate values
+    # docs/theory.md §2 fact 1: E_{x~χ²_r}[Φ(-rho sqrt(x)/sqrt(1-rho²))], by quadrature at moderate values
     for rho, r in [(0.6, 6), (0.3, 2), (0.8, 11), (-0.4, 5)]:
         c = rho / math.sqrt(1 - rho * rho)
         val, _ = integrate.quad(lambda x: stats.chi2.pdf(x, r) * stats.norm.cdf(-c * math.sqrt(x)), 0, np.inf,
@@ -109,7 +109,7 @@ def test_support_delta_nonpositive_rho():
 # ------------------------------------------------------------------------------------- reference table
 
 
-# theory.md §2 table, values as printed: (d, r, rho, δ_supp or None, Thm1 corrected, Thm1 as printed, exact ε ±1 %)
+# docs/theory.md §2 table, values as printed: (d, r, rho, δ_supp or None, Thm1 corrected, Thm1 as printed, exact ε ±1 %)
 TABLE = [
     (400, 200, 0.5, None, "660.4", "580.1", 444),
     (400, 100, 0.5, 4.38e-8, "792.7", "762.8", 418),
@@ -145,7 +145,7 @@ def test_reference_table(d, r, rho, dsupp, corrected, printed, exact):
 
 @pytest.mark.parametrize("rho, printed, exact", [(0.5, "545.6", 609), (0.9, "69.9", 71.0)])
 def test_printed_coefficient_is_not_a_bound(rho, printed, exact):
-    # theory.md [erratum]: d = r = 400, δ = 0.01
+    # docs/theory.md §2.2: d = r = 400, δ = 0.01
     got_p = _printed(d=400, r=400, rho=rho, delta=0.01)
     got_e = w.exact_epsilon(d=400, r=400, rho=rho, delta=0.01)
     assert _close_to_printed(got_p, printed)

@@ -1,7 +1,7 @@
 """Exact privacy profile: independent computations, the Theorem-1 bound on a grid, property tests.
 
 Independent computations of δ(ε):
-* a direct 2-D integral over (x, z) of the sampling recipe (theory.md §2) with the expectation over
+* a direct 2-D integral over (x, z) of the sampling recipe (docs/theory.md §2) with the expectation over
   s ~ χ²_{d-2} in closed form, by scipy ``dblquad`` -- does not use the T ⊥ Q reduction, the
   panel quadrature or the log-space incomplete-gamma code of ``lowrankdp.wishart``;
 * (slow) the 1-D integral in 30-digit mpmath arithmetic at a large dimension where double-precision χ²

@@ -1,4 +1,4 @@
-"""Monte Carlo checks of each distributional fact of theory.md §2, simulating the mechanism y = AᵀA V itself.
+"""Monte Carlo checks of each distributional fact of docs/theory.md §2, simulating the mechanism y = AᵀA V itself.
 
 Conventions: fixed seeds (deterministic); KS tests reject at α = 1e-3 (the critical value of the KS statistic
 is ≈ 1.95/√n at that level, so the tolerance shrinks with the sample size); proportions and means are

@@ -1,4 +1,4 @@
-"""Privacy accounting for Gaussian and projected-Gaussian DP-SGD (theory.md §4; issue 3).
+"""Privacy accounting for Gaussian and projected-Gaussian DP-SGD (docs/theory.md §4).
 
 Notebook API (keyword-only)::
 

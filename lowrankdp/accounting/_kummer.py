@@ -1,6 +1,6 @@
 """Kummer's confluent hypergeometric function ₁F₁(a; b; x) in log space.
 
-theory.md §4.3: for ``β ~ Beta(a, b − a)`` (``a = r/2``, ``b = d/2``) the moment-generating function is
+docs/theory.md §4.3: for ``β ~ Beta(a, b − a)`` (``a = r/2``, ``b = d/2``) the moment-generating function is
 ``E[exp(xβ)] = ₁F₁(a; b; x)`` (Beta MGF, proved in ``proofs_check/test_accounting_beta_mgf.py``).
 The projected-Gaussian RDP needs ``log ₁F₁(r/2; d/2; k(k−1)/(2z²))`` for ``k`` up to 256 and ``z`` down to
 0.3, i.e. ``x`` up to ~4·10⁵, where ``₁F₁`` itself overflows a double (it grows like ``eˣ``).
@@ -41,7 +41,7 @@ def _g(y: np.ndarray, x: np.ndarray, a: float, c: float) -> np.ndarray:
 def log_hyp1f1(a: float, b: float, x) -> np.ndarray:
     """``log ₁F₁(a; b; x)`` for ``0 < a ≤ b`` and ``x ≥ 0`` (array-valued in ``x``).
 
-    ``a == b`` gives ``x`` exactly (``₁F₁(a; a; x) = eˣ``, the ``r = d`` reduction of theory.md §4.3).
+    ``a == b`` gives ``x`` exactly (``₁F₁(a; a; x) = eˣ``, the ``r = d`` reduction of docs/theory.md §4.3).
     """
     a = float(a)
     b = float(b)

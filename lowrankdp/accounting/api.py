@@ -1,7 +1,7 @@
-"""Notebook calculators: ``epsilon``, ``calibrate_noise``, ``epsilon_report`` (issue 3).
+"""Notebook calculators: ``epsilon``, ``calibrate_noise``, ``epsilon_report``.
 
 DP-SGD setting: Poisson sampling at rate ``q``, ``T`` steps, clipping norm ``C`` and noise ``z·C``.
-``projection`` selects how the update is compressed (theory.md §4):
+``projection`` selects how the update is compressed (docs/theory.md §4):
 
 * ``"none"`` — plain DP-SGD (sampled Gaussian, [MTZ19]);
 * ``"fresh"`` — a new rank-``r`` random projection every step (§4.3);

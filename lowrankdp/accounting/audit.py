@@ -1,8 +1,8 @@
-"""Privacy audit by simulation of the projected Gaussian mechanisms (issue 3, "What must be shown").
+"""Privacy audit by simulation of the projected Gaussian mechanisms (docs/accounting.md).
 
 IMPORTANT (conventions, stated once): the neighbouring pair is add/remove of one record whose clipped
 contribution is ``ΔV ∈ R^{d×m}`` with ``‖ΔV‖_F = C = 1``; world ``"out"`` releases from ``V = 0``, world
-``"in"`` from ``V = ΔV``. The mechanism is M2 (theory.md §4.1), unsampled (``q = 1``), run for ``T`` steps:
+``"in"`` from ``V = ΔV``. The mechanism is M2 (docs/theory.md §4.1), unsampled (``q = 1``), run for ``T`` steps:
 ``Z_t = A_t (V + E_t)`` with ``E_t`` i.i.d. ``N(0, σ²)`` entries, ``σ = z``, and ``A_t ∈ R^{r×d}`` with i.i.d.
 ``N(0, 1/r)`` entries — fresh each step (``"fresh"``), one for all steps (``"fixed"``), or the identity
 (``"none"``). The adversary sees every ``A_t`` and ``Z_t``. The score is the exact log-likelihood ratio

@@ -5,9 +5,9 @@ dataclass validated at construction (``ValueError`` naming the field, its range 
 
 Sensitivity convention: every Gaussian here has clipping norm ``C`` and noise standard deviation
 ``z·C`` (``z`` = ``noise_multiplier``). Under the add/remove relation the per-example difference has
-norm ``≤ C``; under replace-one it is ``≤ 2C`` — the accountant applies that factor (theory.md §0).
+norm ``≤ C``; under replace-one it is ``≤ 2C`` — the accountant applies that factor (docs/theory.md §0).
 
-Projection events (theory.md §4). ``d`` is the dimension the projection acts on and ``r`` its rank;
+Projection events (docs/theory.md §4). ``d`` is the dimension the projection acts on and ``r`` its rank;
 ``d`` may be a tuple (one entry per projected layer, each with its own independent projection).
 ``unprojected=True`` says some trained parameters are not projected (their ``b = 1``), which removes all
 amplification: the event is then accounted exactly like the plain Gaussian.
@@ -39,14 +39,14 @@ __all__ = [
 ]
 
 FRESH_PROJECTION_ASSUMPTION = (
-    "Fresh projection (theory.md §4.3): a new projection A_t with i.i.d. N(0, 1/r) entries is drawn at "
+    "Fresh projection (docs/theory.md §4.3): a new projection A_t with i.i.d. N(0, 1/r) entries is drawn at "
     "every step, independently of the data (it may be published). Per-example differences may have any "
     "rank: b = ||P_A dV||^2/C^2 is dominated in convex order by Beta(r/2, (d-r)/2) (§4.2), which is "
     "enough for the RDP bound. With several projected layers the smallest d is used (§4.2)."
 )
 
 FIXED_PROJECTION_ASSUMPTION = (
-    "Fixed projection (theory.md §4.4): ONE projection A (i.i.d. N(0, 1/r) entries) is used for all T "
+    "Fixed projection (docs/theory.md §4.4): ONE projection A (i.i.d. N(0, 1/r) entries) is used for all T "
     "steps. The bound assumes (i) the projected side of each example's gradient is independent of A "
     "(true for a first layer's inputs; an assumption for deep networks) and (ii) it is one direction "
     "(rank one: the same unit vector x at every step, gradient x g_t^T). If the projected side spans k > 1 "
@@ -62,7 +62,7 @@ FRESH_PLD_ASSUMPTION = (
 )
 
 HIGH_PROBABILITY_ASSUMPTION = (
-    "High-probability baseline (theory.md §4.5): with probability 1 - delta_M over one projection A, "
+    "High-probability baseline (docs/theory.md §4.5): with probability 1 - delta_M over one projection A, "
     "b <= q_M = Beta^-1(1 - delta_M; r/2, (d-r)/2); then a Gaussian mechanism with sensitivity "
     "C*sqrt(q_M) for all steps, plus delta_M. Same independence and rank-one assumptions as the fixed "
     "projection (one A shared by all steps)."
@@ -113,7 +113,7 @@ class GaussianEvent(DpEvent):
 
 @dataclass(frozen=True, slots=True)
 class FreshProjectedGaussianEvent(DpEvent):
-    """Compressed (M2) Gaussian step ``V ↦ A_tᵀ A_t (V + E)`` with a fresh projection ``A_t`` (theory.md §4.1, §4.3).
+    """Compressed (M2) Gaussian step ``V ↦ A_tᵀ A_t (V + E)`` with a fresh projection ``A_t`` (docs/theory.md §4.1, §4.3).
 
     Given ``A_t`` it is a Gaussian mechanism with sensitivity ``C·√b``, ``b = ‖P_A ΔV‖²/C²``;
     averaged over ``A_t`` the RDP is ``log ₁F₁(r/2; d/2; α(α−1)/(2z²))/(α−1)``. See
@@ -185,7 +185,7 @@ class ComposedEvent(DpEvent):
 class FixedProjectionEvent(DpEvent):
     """All of ``event`` (Gaussian / Poisson-sampled Gaussian steps, composed) run through ONE projection.
 
-    theory.md §4.4: ``exp((α−1)ε(α)) = E_λ[exp((α−1)·ε_event(α; sensitivity √λ))]`` where the shared
+    docs/theory.md §4.4: ``exp((α−1)ε(α)) = E_λ[exp((α−1)·ε_event(α; sensitivity √λ))]`` where the shared
     variable ``λ`` is ``Beta(r/2, (d−r)/2)`` for ``span_dim = 1`` (with several layers: the maximum of the
     layers' independent Betas), and ``λ_max(Uᵀ P_A U)`` (matrix-variate Beta, simulated) for
     ``span_dim = k > 1``; ``λ ≡ 1`` when ``k + r > d``.
@@ -222,7 +222,7 @@ class FixedProjectionEvent(DpEvent):
 
 @dataclass(frozen=True, slots=True)
 class HighProbabilityProjectionEvent(DpEvent):
-    """Baseline of theory.md §4.5: ``event`` with sensitivity ``√q_M`` (one projection), plus ``δ_M``.
+    """Baseline of docs/theory.md §4.5: ``event`` with sensitivity ``√q_M`` (one projection), plus ``δ_M``.
 
     ``failure_probability`` is ``δ_M``; ``None`` lets the accountant choose it (from a fixed,
     data-independent grid of fractions of the target δ) when converting to (ε, δ).

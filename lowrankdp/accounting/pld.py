@@ -5,7 +5,7 @@ self-composed and composed. Every PLD is built with **pessimistic** discretisati
 ε is an upper bound of the exact one up to its documented truncation (``log_mass_truncation_bound``,
 mass moved to +∞, i.e. also pessimistic).
 
-Fresh projection (theory.md §4.3) with the projection ``A_t`` public: the joint privacy loss of
+Fresh projection (docs/theory.md §4.3) with the projection ``A_t`` public: the joint privacy loss of
 ``(A_t, Y_t)`` is the privacy loss of a sampled Gaussian with sensitivity ``√b``, ``b`` random, so its PLD
 is the *mixture over b* of sampled-Gaussian PLDs (``δ(ε) = E_b[δ_b(ε)]``). We discretise ``b``
 conservatively: bins ``(t_j, t_{j+1}]`` with their exact probabilities, each bin using the sensitivity

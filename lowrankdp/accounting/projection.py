@@ -1,4 +1,4 @@
-"""Laws of the retained fraction ``b = ‖P_A ΔV‖²/C²`` under a random rank-``r`` projection (theory.md §1, §4.2, §4.4).
+"""Laws of the retained fraction ``b = ‖P_A ΔV‖²/C²`` under a random rank-``r`` projection (docs/theory.md §1, §4.2, §4.4).
 
 * one direction, one layer: ``b ~ Beta(r/2, (d−r)/2)`` exactly (proof: ``proofs_check/test_accounting_beta_law.py``);
 * several layers with independent projections, one shared budget ``C``: ``b ≤ max_l β_l`` pointwise
@@ -36,7 +36,7 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
 
 def simulate_lambda_max(*, d: int, r: int, k: int, n: int, seed: int = 0) -> np.ndarray:
     """``n`` draws of ``λ_max(Uᵀ P_A U)`` for a fixed orthonormal ``U ∈ R^{d×k}`` and a uniformly random
-    rank-``r`` projector ``P_A`` (theory.md §4.4).
+    rank-``r`` projector ``P_A`` (docs/theory.md §4.4).
 
     The nonzero eigenvalues are the squared cosines of the principal angles between a fixed ``k``-space
     and a uniform ``r``-space, symmetric in ``(k, r)``; with ``m = min(k, r)``, ``n₁ = max(k, r)`` they are

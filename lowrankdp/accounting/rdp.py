@@ -1,8 +1,8 @@
 """Rényi-DP accountant for Gaussian, Poisson-sampled and projected Gaussian mechanisms.
 
 Sources: [MTZ19] Mironov, Talwar, Zhang, arXiv:1908.10530 (sampled Gaussian RDP: integer orders, eq. in
-§3.2; fractional orders, §3.3); [BBG+20] Balle et al. (RDP → (ε, δ), theory.md §4.6); our derivations in
-theory.md §4.3 (fresh projection: ₁F₁), §4.4 (fixed projection: ``E_λ[A_α(λ)^T]``), §4.5 (high
+§3.2; fractional orders, §3.3); [BBG+20] Balle et al. (RDP → (ε, δ), docs/theory.md §4.6); our derivations in
+docs/theory.md §4.3 (fresh projection: ₁F₁), §4.4 (fixed projection: ``E_λ[A_α(λ)^T]``), §4.5 (high
 probability baseline).
 
 Orders supported. Every projected curve is also capped, order by order, by the plain (unprojected)
@@ -101,7 +101,7 @@ def _is_int(a: float) -> bool:
 
 # ---------------------------------------------------------------------------------------------------
 # Poisson-sampled Gaussian, integer orders: log A_α = log Σ_k C(α,k)(1−q)^{α−k} q^k exp(L_k)  [MTZ19 §3.2]
-# with L_k = k(k−1)/(2σ²) (plain) or log ₁F₁(r/2; d/2; k(k−1)/(2σ²)) (fresh projection, theory.md §4.3).
+# with L_k = k(k−1)/(2σ²) (plain) or log ₁F₁(r/2; d/2; k(k−1)/(2σ²)) (fresh projection, docs/theory.md §4.3).
 # ---------------------------------------------------------------------------------------------------
 def _log_binom_weights(alpha: int, q: float) -> np.ndarray:
     k = np.arange(alpha + 1)
@@ -220,7 +220,7 @@ def sampled_gaussian_rdp(*, sampling_rate: float, noise_multiplier: float, order
 
 def fresh_projection_rdp(*, sampling_rate: float, noise_multiplier: float, d: int, r: int,
                          orders: Sequence[float], sensitivity: float = 1.0) -> np.ndarray:
-    """RDP of one step of the compressed Gaussian with a fresh rank-``r`` projection (theory.md §4.3).
+    """RDP of one step of the compressed Gaussian with a fresh rank-``r`` projection (docs/theory.md §4.3).
 
     ``q = 1``: ``log ₁F₁(r/2; d/2; α(α−1)s²/(2z²))/(α−1)`` at every order; ``q < 1``: integer orders,
     ``(1/(α−1)) log Σ_k C(α,k)(1−q)^{α−k} q^k ₁F₁(r/2; d/2; k(k−1)s²/(2z²))``, fractional orders ``inf``.
@@ -334,7 +334,7 @@ def _check_rdp(event: object) -> None:
 def rdp_to_epsilon(orders: Sequence[float], rdp: Sequence[float], delta: float, *,
                    warn: bool = True) -> tuple[float, float]:
     """(ε, best order) from an RDP curve: ``ε = min_α rdp(α) + ln((α−1)/α) − (ln δ + ln α)/(α−1)``
-    (theory.md §4.6, [BBG+20]; the same conversion as dp_accounting and Opacus).
+    (docs/theory.md §4.6, [BBG+20]; the same conversion as dp_accounting and Opacus).
 
     Like dp_accounting: orders ``≤ 1.01`` are not used (numerically unstable); if
     ``δ² + expm1(−rdp) > 0`` the KL bound already gives ε = 0. Warns (:class:`OrderGridWarning`) when
@@ -472,7 +472,7 @@ class RdpAccountant:
         raise UnsupportedEventError(f"RdpAccountant does not support {event_name(event)}")  # pragma: no cover
 
     def _fixed(self, event: FixedProjectionEvent, scale: float, hp_fail: dict) -> np.ndarray:
-        """theory.md §4.4: ``(α−1)ε(α) = log E_λ[exp((α−1)ε_inner(α; √λ))]``, optionally conditioned on
+        """docs/theory.md §4.4: ``(α−1)ε(α) = log E_λ[exp((α−1)ε_inner(α; √λ))]``, optionally conditioned on
         ``λ ≤ t`` where ``P(λ > t) ≤ δ_M`` (the tail goes into δ: ``P(S) ≤ e^ε P′(S) + δ + δ_M`` because
         the event ``λ ≤ t`` depends on ``A`` only). Upper Riemann–Stieltjes sums: errs upward."""
         orders = self.orders
@@ -531,7 +531,7 @@ class RdpAccountant:
         return np.minimum(fixed, self._fixed_cache[pkey])
 
     def _fresh(self, q: float, ev: FreshProjectedGaussianEvent, scale: float) -> np.ndarray:
-        d = ev.d_min  # smallest d is the worst case for the fresh RDP (theory.md §4.2; Jensen per layer)
+        d = ev.d_min  # smallest d is the worst case for the fresh RDP (docs/theory.md §4.2; Jensen per layer)
         r = d if ev.unprojected else ev.r
         proj = fresh_projection_rdp(sampling_rate=q, noise_multiplier=ev.noise_multiplier, d=d, r=r,
                                     orders=self.orders, sensitivity=scale)
@@ -565,7 +565,7 @@ class RdpAccountant:
         return tot
 
     def get_epsilon_and_order(self, delta: float) -> tuple[float, float]:
-        """Smallest ε over the orders (theory.md §4.6) for the target ``delta``, and the order attaining it.
+        """Smallest ε over the orders (docs/theory.md §4.6) for the target ``delta``, and the order attaining it.
 
         With high-probability / fixed-projection events whose ``δ_M`` is unset, ``δ`` is split as
         ``δ_M = f·δ`` (shared equally by such events) with ``f`` from a fixed, data-independent grid, plus the

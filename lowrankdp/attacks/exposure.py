@@ -8,7 +8,7 @@ its equivalent, the log-likelihood of the secret given the shared prefix)::
 
 so ``0 ≤ exposure ≤ log₂|R|``; the maximum means the model ranks the inserted secret first, and a model
 that never saw it gives, averaged over the random secret, ``log₂|R| − E[log₂ U] ≈ 1/ln 2 ≈ 1.44`` bits
-with ``U`` uniform on ``{1, …, |R|}`` (see :func:`random_exposure_moments`; replication.md says "≈1 bit").
+with ``U`` uniform on ``{1, …, |R|}`` (see :func:`random_exposure_moments`; docs/theory.md §8.6 expects "≈1 bit").
 
 IMPORTANT — ties are counted against the canary (conservative: exposure is never overstated).
 ``rank = #{c ∈ R : ℓ(c) ≥ ℓ(r)}``, so the canary itself counts once and every other candidate whose

@@ -6,7 +6,7 @@ per-token log-probabilities ``log p_θ(x_t | x_<t)`` (natural log, each ``≤ 0`
 scored (all predicted tokens of the record, in order). Records may have different lengths, so every
 function takes a *sequence* of 1-D arrays and returns one score per record.
 
-Scores (the attacks benchmarked by MIMIR; [RPUE] asks for them, theory.md §6):
+Scores (the attacks benchmarked by MIMIR; [RPUE] asks for them, docs/theory.md §6):
 
 - ``loss_score``: ``(1/n) Σ_t log p(x_t)``, the negated average cross-entropy (LOSS attack,
   Yeom et al. 2018).

@@ -1,7 +1,7 @@
 """Membership attack on a network fine-tuned with LoRA-FA (torch layer).
 
 Source: ``[LRP]`` arXiv:2601.21719 (v1), §"LoRA as a projection mechanism" and its LoRA-FA experiment
-(theory.md §3, §5). The paper's attack statistic is not available to us (theory.md §3 [open]); the attack
+(docs/theory.md §3, §5). The paper's attack statistic is not available to us (docs/theory.md §3); the attack
 here is our own design, stated below.
 
 Setting
@@ -12,7 +12,7 @@ Setting
 - Model: MLP ``64 → hidden → 10`` (ReLU). Initial weights ``W0``: pre-trained on the public split
   (deterministic, full-batch Adam), then frozen.
 - LoRA-FA on the first layer (``d_in = 64``, so ranks 1..64): ``W = W0 + (α/r)·B·A`` with ``A ∈ R^{r×64}``
-  i.i.d. N(0, 1/r) set by this module (PEFT's initialisations do not give that — theory.md §5; checked
+  i.i.d. N(0, 1/r) set by this module (PEFT's initialisations do not give that — docs/theory.md §5; checked
   with a KS test, ``ks_entries_pvalue``), frozen; ``B`` (zero at start) trained by full-batch gradient
   descent for ``steps`` steps on ``D`` (members: ``D ∪ {target}``). The head stays at its pre-trained value.
 - Optional DP: each example's gradient on ``B``, ``(α/r)·δ_i (A x_i)ᵀ``, is clipped to norm ``clip``,
@@ -25,10 +25,10 @@ network), every training record other than the target, the target record, and th
 whether the target was in ``D``. Each trial is a fresh training run with a fresh ``A`` (and fresh noise).
 
 Attack (our design): after one step from ``B = 0``,
-``ΔW = −η(α/r)²·G·AᵀA / N`` with ``G = Σ_i ∇_W ℓ_i`` at ``W0`` (theory.md §5), i.e. ``ΔWᵀ = c·M·Gᵀ`` — the
+``ΔW = −η(α/r)²·G·AᵀA / N`` with ``G = Σ_i ∇_W ℓ_i`` at ``W0`` (docs/theory.md §5), i.e. ``ΔWᵀ = c·M·Gᵀ`` — the
 matrix mechanism with query ``V = Gᵀ`` (64 × hidden). The attacker computes ``G_in`` (with the target)
 and ``G_out`` (without) exactly, because it knows ``W0`` and the other records, and applies the symmetry
-test (theory.md §3.1): ``V_inᵀ ΔWᵀ`` is symmetric under the member hypothesis. Score
+test (docs/theory.md §3.1): ``V_inᵀ ΔWᵀ`` is symmetric under the member hypothesis. Score
 ``log a(V_out) − log a(V_in)`` (``lowrankdp.attacks.matrix.symmetry_score``; higher = member). For
 ``steps > 1`` the attacker does not know the trajectory; it approximates ``Σ_t G_t`` by gradients at the
 linear interpolation ``W0 + (t/T)(W_T − W0)``, t = 0..T−1 (an approximation: the score is then no longer
@@ -39,7 +39,7 @@ own factor is estimated with ``‖A x‖ ≈ ‖x‖`` (``E‖Ax‖² = ‖x‖�
 Accountant: DP-SGD on ``B`` with sampling rate 1, ``steps`` steps, noise multiplier σ, add/remove one
 record — the plain Gaussian accountant (``lowrankdp.accounting.epsilon(projection="none")``). The random
 ``A`` earns no credit: clipping is applied to the already-projected gradient, so the sensitivity in
-``B``-space is ``clip`` whatever ``A`` is (theory.md §4.2–4.4 describe noise added *before* a projection).
+``B``-space is ``clip`` whatever ``A`` is (docs/theory.md §4.2–§4.4 describe noise added *before* a projection).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def pretrained_base(*, hidden: int = 128, seed: int = 0, epochs: int = 100) -> M
 
 def set_lora_fa_A(lora_a: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Overwrite ``lora_A`` (shape ``r × d_in``, or a batch ``(..., r, d_in)``) in place with i.i.d.
-    N(0, 1/r) entries, so that ``AᵀA ~ W_d(I/r, r)`` (theory.md §0, §5). Returns the tensor."""
+    N(0, 1/r) entries, so that ``AᵀA ~ W_d(I/r, r)`` (docs/theory.md §0, §5). Returns the tensor."""
     r = lora_a.shape[-2]
     with torch.no_grad():
         lora_a.copy_(torch.randn(lora_a.shape, generator=generator, dtype=lora_a.dtype) / math.sqrt(r))
@@ -501,6 +501,6 @@ def run_lora_fa_attack(cfg: LoraFAConfig) -> LoraFAResult:
 
 
 def first_step_delta(g: torch.Tensor, a: torch.Tensor, *, lr: float, alpha: float) -> torch.Tensor:
-    """``ΔW = −η(α/r)²·G·AᵀA`` (theory.md §5): the merged-weight change of one SGD step from ``B = 0``."""
+    """``ΔW = −η(α/r)²·G·AᵀA`` (docs/theory.md §5): the merged-weight change of one SGD step from ``B = 0``."""
     r = a.shape[0]
     return -lr * (alpha / r) ** 2 * g @ (a.T @ a)

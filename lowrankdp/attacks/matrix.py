@@ -1,7 +1,7 @@
 """Membership attacks on the Wishart projection mechanism (numpy only).
 
 Sources: ``[LRP]`` Hu, Düngler, Schölkopf, Sanyal, arXiv:2601.21719 (v1) — Thm 1 (vector query), Thm 2
-(matrix query is not private); theory.md §2–4 for the formulas used here.
+(matrix query is not private); docs/theory.md §2–§4 for the formulas used here.
 
 Releases (one query ``V ∈ R^{d×m}``, ``A ∈ R^{r×d}`` with i.i.d. N(0, 1/r) entries, ``M = AᵀA``):
 
@@ -13,28 +13,28 @@ over ``releases`` rounds with a **fresh** ``A`` per round or one **fixed** ``A``
 
 Neighbouring pair: ``V_in`` (the dataset with the target record) and ``V_out`` (without it). Both are
 known to an attacker who knows the other records and the target; the attack decides which of the two
-produced the output. ``kind="column"`` replaces the target column (theory.md §3: ``[v, w]`` vs
+produced the output. ``kind="column"`` replaces the target column (docs/theory.md §3: ``[v, w]`` vs
 ``[v, w']``; one column with alignment ``ρ = ⟨v, v'⟩`` is the vector query of §2); ``kind="rank_one"``
 subtracts a unit rank-one term ``u wᵀ`` (add/remove of one record whose gradient is ``u wᵀ``, as in
 LoRA). Either way ``ΔV = V_in − V_out`` has rank one and is drawn independently of ``A``.
 
 Distinguishers (IMPORTANT: every score follows the package convention, **higher = member**):
 
-- ``symmetry`` (theory.md §3.1): ``V_inᵀ M V_in`` is symmetric, so ``V_inᵀ Y`` is symmetric exactly under
+- ``symmetry`` (docs/theory.md §3.1): ``V_inᵀ M V_in`` is symmetric, so ``V_inᵀ Y`` is symmetric exactly under
   the member hypothesis. Score ``log a(V_out) − log a(V_in)`` with ``a(V) = ‖VᵀY − YᵀV‖_F / ‖VᵀY‖_F``,
   summed over releases. Needs ``columns ≥ 2``; does not need ``A``.
-- ``reconstruction`` (theory.md §3.2, generalised to rank ``r``): ``col(Y) = col(M)`` (rank ``r``); with
+- ``reconstruction`` (docs/theory.md §3.2, generalised to rank ``r``): ``col(Y) = col(M)`` (rank ``r``); with
   ``U`` an orthonormal basis of it, ``UᵀY = S·UᵀV`` for one ``r×r`` matrix ``S``. The relative least-squares
   residual of that fit is 0 under the true hypothesis. With ``r = d`` this is ``M = Y_{−j}V_{−j}⁺`` of §3.2;
   for ``r < d`` it needs only ``columns ≥ r + 1`` (not ``d + 1``). Does not need ``A``.
 - ``likelihood_ratio``: the exact log-likelihood ratio where the output density is tractable given what
-  the attacker knows — the noise-free vector query (theory.md §2, fact 2; no ``A`` needed), and M1/M2 when
-  the attacker knows ``A`` (Gaussian given ``A``; for M2 after whitening, theory.md §4.1).
+  the attacker knows — the noise-free vector query (docs/theory.md §2, fact 2; no ``A`` needed), and M1/M2 when
+  the attacker knows ``A`` (Gaussian given ``A``; for M2 after whitening, docs/theory.md §4.1).
 - ``correlation``: ``⟨Y − (V_in + V_out)/2, V_in − V_out⟩`` summed over releases, using ``E[M] = I``; the
   attacker needs neither ``A`` nor a density. A baseline for noisy releases with ``A`` unknown.
 
 Accountant (``accountant_epsilon``): M2 is a Gaussian mechanism given ``A`` with sensitivity
-``‖P_A ΔV‖_F`` (theory.md §4.1), so ``lowrankdp.accounting.epsilon`` with ``projection="fresh"`` (§4.3)
+``‖P_A ΔV‖_F`` (docs/theory.md §4.1), so ``lowrankdp.accounting.epsilon`` with ``projection="fresh"`` (§4.3)
 or ``"fixed"`` (§4.4; rank-one ΔV independent of A, true here by construction) at sampling rate 1 covers
 it *with A published*; the plain Gaussian (``projection="none"``) covers it for any ``A`` and any ``ΔV``.
 No accountant covers M1 (its sensitivity ``‖AᵀAΔV‖_F`` is unbounded over ``A``) or the noise-free
@@ -214,7 +214,7 @@ def neighbouring_pair(*, d: int, columns: int, kind: str = "column", rho: float 
 
 def sample_projections(rng: np.random.Generator, *, n: int, d: int, r: int, releases: int = 1) -> np.ndarray:
     """``n × releases`` projections ``A ∈ R^{r×d}`` with i.i.d. N(0, 1/r) entries, shape ``(n, releases, r, d)``
-    (so ``E[AᵀA] = I_d``; theory.md §0)."""
+    (so ``E[AᵀA] = I_d``; docs/theory.md §0)."""
     return rng.standard_normal((n, releases, r, d)) / math.sqrt(r)
 
 
@@ -251,12 +251,12 @@ def simulate_releases(
     a_b = np.broadcast_to(a, (n, releases, r, d))
     at = np.swapaxes(a_b, -1, -2)
     if mechanism == "m2":
-        x = v + sigma * rng.standard_normal((n, releases, d, m))  # V + E      [theory.md §4, M2]
+        x = v + sigma * rng.standard_normal((n, releases, d, m))  # V + E      [docs/theory.md §4, M2]
         y = at @ (a_b @ x)
     else:
         y = at @ (a_b @ v)  # M V = Aᵀ(A V)
         if mechanism == "m1":
-            y = y + sigma * rng.standard_normal((n, releases, d, m))  # M V + E  [theory.md §4, M1]
+            y = y + sigma * rng.standard_normal((n, releases, d, m))  # M V + E  [docs/theory.md §4, M1]
     return y, a
 
 
@@ -283,7 +283,7 @@ def _asymmetry(y: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def symmetry_score(y: np.ndarray, pair: NeighbouringPair) -> np.ndarray:
-    """Symmetry test (theory.md §3.1): ``Σ_t log a_t(V_out) − log a_t(V_in)``, ``a(V) = ‖VᵀY − YᵀV‖/‖VᵀY‖``."""
+    """Symmetry test (docs/theory.md §3.1): ``Σ_t log a_t(V_out) − log a_t(V_in)``, ``a(V) = ‖VᵀY − YᵀV‖/‖VᵀY‖``."""
     if pair.columns < 2:
         raise ValueError(f"the symmetry test needs columns >= 2 (VᵀY is 1×1 and always symmetric), got {pair.columns}")
     y = _as_batch(y, pair)
@@ -308,7 +308,7 @@ def _reconstruction_residual(ut: np.ndarray, z: np.ndarray, v: np.ndarray) -> np
 
 
 def reconstruction_score(y: np.ndarray, pair: NeighbouringPair, *, r: int) -> np.ndarray:
-    """Reconstruction test (theory.md §3.2, rank-r form): residual of ``UᵀY = S·UᵀV``, ``U`` a basis of
+    """Reconstruction test (docs/theory.md §3.2, rank-r form): residual of ``UᵀY = S·UᵀV``, ``U`` a basis of
     ``col(Y)``; score ``Σ_t log res_t(V_out) − log res_t(V_in)``. Needs ``columns ≥ r + 1``."""
     r = check_int("r", r, minimum=1, maximum=pair.d)
     if pair.columns < r + 1:
@@ -323,7 +323,7 @@ def reconstruction_score(y: np.ndarray, pair: NeighbouringPair, *, r: int) -> np
 
 
 def vector_query_log_density(y: np.ndarray, v: np.ndarray, *, r: int) -> np.ndarray:
-    """Unnormalised log density of ``y = M v`` for a unit vector ``v`` (theory.md §2, fact 2):
+    """Unnormalised log density of ``y = M v`` for a unit vector ``v`` (docs/theory.md §2, fact 2):
     ``((r − d − 1)/2)·ln u − r‖y‖²/(2u)`` with ``u = vᵀy``; ``−inf`` where ``u ≤ 0`` (outside the support).
     The normalising constant depends only on ``d``, ``r`` and ``‖v‖``, so it cancels in a ratio of two unit
     vectors. ``y``: shape ``(..., d)``."""
@@ -342,7 +342,7 @@ def vector_query_log_density(y: np.ndarray, v: np.ndarray, *, r: int) -> np.ndar
 
 
 def support_violation_probability(*, rho: float, r: int) -> float:
-    """``δ_supp(ρ, r) = E_{x~χ²_r}[Φ(−ρ√x/√(1−ρ²))] = F_{t_r}(−ρ√r/√(1−ρ²))`` (theory.md §2, fact 1):
+    """``δ_supp(ρ, r) = E_{x~χ²_r}[Φ(−ρ√x/√(1−ρ²))] = F_{t_r}(−ρ√r/√(1−ρ²))`` (docs/theory.md §2, fact 1):
     the probability that ``MV'`` falls outside the support ``{y : Vᵀy > 0}`` of ``MV``."""
     rho = check_real("rho", rho, lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
     r = check_int("r", r, minimum=1)
@@ -361,11 +361,11 @@ def likelihood_ratio_score(
 ) -> np.ndarray:
     """Exact ``log p_in(Y) − log p_out(Y)`` (clipped to ±1e300) where it is tractable:
 
-    - ``noise_free`` vector query (``columns == 1``, unit columns): density of theory.md §2 — ``A`` not used.
+    - ``noise_free`` vector query (``columns == 1``, unit columns): density of docs/theory.md §2 — ``A`` not used.
       With a fixed projection all releases are identical, so only the first counts.
     - ``m1`` given ``A``: ``Y_t ~ N(M_t V, σ²)``.
     - ``m2`` given ``A``: ``A_tY_t = K_t·A_t(V + E)``, ``K_t = A_tA_tᵀ``, so ``X_t = K_t⁻¹A_tY_t ~ N(A_tV, σ²K_t)``
-      per column (theory.md §4.1); sensitivity after whitening ``‖P_A ΔV‖_F``.
+      per column (docs/theory.md §4.1); sensitivity after whitening ``‖P_A ΔV‖_F``.
     """
     mechanism = check_choice("mechanism", mechanism, _MECHANISMS)
     projection = check_choice("projection", projection, _PROJECTIONS)
@@ -445,7 +445,7 @@ def accountant_epsilon(
     Returns ``{"epsilon": float | None, "epsilon_plain": float | None, "accountant": str, "note": str}``.
 
     - ``m2`` (noise, then project): ``noise_multiplier = sigma / sensitivity``. ``fresh`` →
-      ``lowrankdp.accounting.epsilon(projection="fresh")`` (theory.md §4.3), valid with ``A`` published
+      ``lowrankdp.accounting.epsilon(projection="fresh")`` (docs/theory.md §4.3), valid with ``A`` published
       and any ``ΔV`` with ``‖ΔV‖_F ≤ sensitivity`` independent of ``A``; ``fixed`` →
       ``projection="fixed"`` (§4.4) when ``ΔV`` has rank one (its assumption), else the plain Gaussian.
       ``epsilon_plain`` is the plain Gaussian (no credit for the projection; valid for any ``A``, ``ΔV``).
@@ -480,7 +480,7 @@ def accountant_epsilon(
     z = sigma / sensitivity
     acc_projection = projection
     note = (
-        f"M2 = Gaussian mechanism given A with sensitivity ‖P_A ΔV‖_F (theory.md §4.1); noise multiplier "
+        f"M2 = Gaussian mechanism given A with sensitivity ‖P_A ΔV‖_F (docs/theory.md §4.1); noise multiplier "
         f"z = σ/‖ΔV‖_F = {z:.6g}; sampling rate 1, {releases} release(s), add/remove accounting at "
         f"sensitivity ‖ΔV‖_F; valid with A published."
     )
@@ -503,6 +503,9 @@ def accountant_epsilon(
 
 # --------------------------------------------------------------------------------------------------
 # End-to-end attack.
+
+
+_SIGMA_MIN, _SIGMA_MAX = 1e-6, 1e6
 
 
 @dataclass(frozen=True)
@@ -546,6 +549,11 @@ class MatrixAttackConfig:
             raise ValueError(f"sigma must be 0 for mechanism 'noise_free', got {sigma} (use 'm1' or 'm2')")
         if mechanism != "noise_free" and sigma == 0.0:
             raise ValueError(f"sigma must be > 0 for mechanism {mechanism!r}, got 0 (use 'noise_free')")
+        if mechanism != "noise_free" and not (_SIGMA_MIN <= sigma <= _SIGMA_MAX):
+            # The query's columns are unit vectors (sensitivity ≤ 2): outside this range σ² under/overflows in
+            # the likelihood ratio and the accountant, and the answer is already that of the limit.
+            raise ValueError(f"sigma must be in [{_SIGMA_MIN:g}, {_SIGMA_MAX:g}] for mechanism {mechanism!r} "
+                             f"(0 = noise-free), got {sigma:g}")
         for name, value in dict(d=d, r=r, columns=columns, mechanism=mechanism, sigma=sigma, projection=projection,
                                 releases=releases, distinguisher=dist, kind=kind, rho=rho, trials=trials,
                                 delta=delta, seed=seed, n_bootstrap=n_bootstrap).items():

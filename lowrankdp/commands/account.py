@@ -11,7 +11,7 @@ def register(subparsers) -> None:
         help="privacy accounting (epsilon) for DP-SGD with optional random projections",
         description=(
             "Print epsilon for plain DP-SGD and for projected variants (fresh projection each step, one fixed "
-            "projection, high-probability baseline; theory.md section 4). The fixed projection and the "
+            "projection, high-probability baseline; docs/theory.md §4). The fixed projection and the "
             "high-probability baseline rely on stated assumptions, printed with the numbers."
         ),
     )

@@ -85,9 +85,36 @@ def _matrix_config(args: argparse.Namespace):
     )
 
 
+def _check_plot_path(path: str | None) -> None:
+    """Fail before the computation if ``--plot`` cannot be written (issue 14): the directory must exist and
+    accept a new file, and the suffix must be an image format matplotlib writes."""
+    if path is None:
+        return
+    import os
+    import tempfile
+    from pathlib import Path
+
+    p = Path(path)
+    fmt = p.suffix.lower().lstrip(".")
+    if fmt not in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp"):
+        raise ValueError(f"--plot must end in an image suffix such as .png, .pdf or .svg, got {path!r}")
+    if p.is_dir():
+        raise ValueError(f"--plot must be a file path, got the directory {path!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--plot directory {str(parent)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lowrankdp-plot-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"--plot: cannot create a file in {str(parent)!r} ({exc.strerror or exc})") from None
+
+
 def _run_matrix(args: argparse.Namespace) -> int:
     from ..attacks.matrix import run_matrix_attack
 
+    _check_plot_path(args.plot)
     res = run_matrix_attack(_matrix_config(args))
     out = res.to_dict()
     return _emit(args, out, res.report, title=f"matrix attack ({res.config.distinguisher}, {res.config.mechanism})")
@@ -96,6 +123,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
 def _run_lora_fa(args: argparse.Namespace) -> int:
     from ..attacks.lora_fa import LoraFAConfig, run_lora_fa_attack
 
+    _check_plot_path(args.plot)
     kw: dict[str, Any] = dict(rank=args.rank, sigma=args.sigma, steps=args.steps, trials=args.trials,
                               delta=args.delta, seed=args.seed, n_bootstrap=args.bootstrap)
     if args.clip is not None:
@@ -124,8 +152,14 @@ def _emit(args: argparse.Namespace, out: dict[str, Any], report: Any, *, title: 
     print(f"  trials           {out['n_in']} members / {out['n_out']} non-members")
     print(f"  AUC              {out['auc']:.4f}  (95% CI {lo:.4f}-{hi:.4f})")
     for f, t in out["tpr_at_fpr"].items():
-        print(f"  TPR @ FPR {f:<6} {t:.4f}")
-    print(f"  eps lower bound  {out['epsilon_lower_bound']:.3f}  (Clopper-Pearson, 95%, delta={out['delta']:g})")
+        if t is None:
+            print(f"  TPR @ FPR {f:<6} n/a  ({(out.get('tpr_reason') or {}).get(f)})")
+            continue
+        ci = (out.get("tpr_ci") or {}).get(f)
+        print(f"  TPR @ FPR {f:<6} {t:.4f}" + (f"  (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else ""))
+    elb_max = out.get("epsilon_lower_bound_max")
+    print(f"  eps lower bound  {out['epsilon_lower_bound']:.3f}  (Clopper-Pearson, 95%, delta={out['delta']:g}"
+          + (f"; a perfect attack at these sizes certifies {elb_max:.3f})" if elb_max is not None else ")"))
     eps = out.get("epsilon_accountant")
     print(f"  eps accountant   {'n/a' if eps is None else f'{eps:.3f}'}  ({out.get('accountant_note')})")
     for key in ("test_accuracy", "base_test_accuracy"):
@@ -164,5 +198,15 @@ def _plot(path: str, report: Any, eps: float | None, delta: float | None, title:
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    import os
+    from pathlib import Path
+
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}{Path(path).suffix}")
+    try:  # write-then-rename: a failure never leaves a half-written figure at PATH
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"--plot could not be written to {path!r}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)

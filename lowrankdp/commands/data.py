@@ -131,7 +131,14 @@ def _detect_score(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..data.detect import detect_spans, format_score_table, score_detector
 
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    from .._validate import check_choice, check_int
+    from ..data import SPLITS
+
+    splits = [check_choice("--splits entry", s.strip(), SPLITS) for s in args.splits.split(",") if s.strip()]
+    if not splits:
+        raise ValueError(f"--splits must name at least one of {', '.join(SPLITS)}, got {args.splits!r}")
+    if args.max_records is not None:
+        check_int("--max-records", args.max_records, minimum=1)
     ds = load_dataset(args.path)
     if all(r.spans is None for r in ds.records(splits)):
         raise ValueError(f"{args.path}: no record has gold spans to score against")

@@ -10,17 +10,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-METHODS = ("fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd")
+from ..methods import METHOD_NAMES
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "finetune",
-        help="fine-tune a causal LM with FFT, LoRA, LoRA-FA, DP-SGD, DP-LoRA or compressed DP-SGD",
-        description="Fine-tune a causal LM and write RUN_DIR/{config.json,metrics.jsonl,summary.json,"
-                    "checkpoints/}. Evaluates after every epoch (measurements, retention, ε, influence, costs).",
+        help="fine-tune a causal LM with one of " + ", ".join(METHOD_NAMES),
+        description="Fine-tune a causal LM and write RUN_DIR/{result.json,checkpoints/,model/}. Evaluates after "
+                    "every epoch (measurements, retention, ε, influence, costs).",
     )
-    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--method", required=True, choices=METHOD_NAMES)
     p.add_argument("--model", default="tiny", help="'tiny', a preset such as pythia-160m-shape, a path or hub id")
     p.add_argument("--data", required=True, help="dataset directory (train.jsonl, test.jsonl, meta.json)")
     p.add_argument("--out", required=True, help="run directory")
@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--target-modules", default=None, help="comma-separated module names (default: all block Linears)")
     p.add_argument("--lora-dropout", type=float, default=0.0)
     p.add_argument("--noise-multiplier", type=float, default=1.0)
+    p.add_argument("--target-epsilon", type=float, default=None,
+                   help="private methods: calibrate the noise multiplier so that the run ends at this ε")
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--delta", type=float, default=1e-5)
     p.add_argument("--clip-unit", default="sequence", choices=("sequence", "token"),
@@ -59,7 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to be a non-empty directory that is not a lowrankdp run")
+    p.add_argument("--json", action="store_true", help="print the run record (result.json) as one JSON object")
     p.set_defaults(func=_handle)
 
 
@@ -74,7 +78,7 @@ def _handle(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
         max_length=args.max_length, max_train_records=args.max_train_records,
         max_steps_per_epoch=args.max_steps_per_epoch, rank=args.rank, alpha=args.alpha, target_modules=targets,
-        lora_dropout=args.lora_dropout, noise_multiplier=args.noise_multiplier, max_grad_norm=args.max_grad_norm,
+        lora_dropout=args.lora_dropout, noise_multiplier=args.noise_multiplier, target_epsilon=args.target_epsilon, max_grad_norm=args.max_grad_norm,
         delta=args.delta, clip_unit=args.clip_unit, grad_sample_mode=args.grad_sample_mode,
         accountant=args.accountant, projection=args.projection, seed=args.seed, eval_every=args.eval_every,
         measure=not args.no_measure, retention=not args.no_retention, influence_samples=args.influence_samples,
@@ -82,14 +86,14 @@ def _handle(args: argparse.Namespace) -> int:
         lm_eval_tasks=None if args.lm_eval_tasks is None else tuple(
             t.strip() for t in args.lm_eval_tasks.split(",") if t.strip()),
         exposure_max_candidates=args.exposure_max_candidates, checkpoint=args.checkpoint, resume=args.resume,
-        device=args.device, dtype=args.dtype, progress=not args.no_progress,
+        device=args.device, dtype=args.dtype, progress=not args.no_progress, overwrite=args.overwrite,
     )
-    summary = run(cfg)  # ValueError (bad config) -> one-line error, exit 2 (lowrankdp.cli.main)
+    rec = run(cfg)  # ValueError (bad config) -> one-line error, exit 2 (lowrankdp.cli.main)
     if args.json:
-        print_json({k: v for k, v in summary.items() if k not in ("config", "provenance", "traceback")})
+        print_json({k: v for k, v in rec.to_dict().items() if k not in ("provenance", "traceback", "complete")})
     else:
-        _print_human(summary)
-    return 0 if summary["status"] == "ok" else 1
+        _print_human(rec, args.out)
+    return 0 if rec.status.value == "ok" else 1
 
 
 def _fmt(x, spec=".4f"):
@@ -100,25 +104,21 @@ def _fmt(x, spec=".4f"):
     return format(x, spec)
 
 
-def _print_human(s: dict) -> None:
-    print(f"run {s['run_dir']}: {s['method']} status={s['status']}" + (f" ({s['reason']})" if s["reason"] else ""))
-    final = s.get("final") or {}
-    if final:
-        priv = final.get("privacy") or {}
-        costs = final.get("costs") or {}
-        meas = final.get("measurements") or {}
-        print(f"  epoch {final.get('epoch')}  step {final.get('step')}  "
-              f"train loss {_fmt(final.get('train_loss'))}  train sensitive loss {_fmt(final.get('train_sensitive_loss'))}"
-              f"  eval non-sensitive loss {_fmt(final.get('eval_nonsensitive_loss'))}")
-        if isinstance(meas, dict) and "sensitive_loss_token" in meas:
-            exp = (meas.get("exposure") or {}).get("value") if isinstance(meas.get("exposure"), dict) else None
-            mia = ((meas.get("mia") or {}).get("loss") or {}).get("auc") if isinstance(meas.get("mia"), dict) else None
-            print(f"  measure: sensitive loss {_fmt(meas.get('sensitive_loss_token'))}  utility loss "
-                  f"{_fmt(meas.get('utility_loss'))}  exposure {_fmt(exp, '.2f')} bits  LOSS-attack AUC {_fmt(mia, '.3f')}")
-        if final.get("retention_loss") is not None:
-            print(f"  retention loss {_fmt(final.get('retention_loss'))}")
-        eps = priv.get("epsilon")
-        print(f"  epsilon {_fmt(eps, '.3f')} (delta {priv.get('delta')}, {priv.get('source', priv.get('mechanism'))})")
+def _print_human(rec, run_dir: str) -> None:
+    print(f"run {run_dir}: {rec.method} status={rec.status.value}" + (f" ({rec.reason})" if rec.reason else ""))
+    final = rec.final
+    if final is not None:
+        priv, costs = final.privacy, final.costs
+        exp, mia = final.metric("exposure.value"), final.metric("mia.loss.auc")
+        print(f"  epoch {final.epoch}  step {final.step}  train loss {_fmt(final.train_loss)}")
+        if final.measurements is not None:
+            print(f"  measure: sensitive loss {_fmt(final.metric('sensitive_loss_token'))}  utility loss "
+                  f"{_fmt(final.metric('utility_loss'))}  exposure {_fmt(exp, '.2f')} bits  LOSS-attack AUC "
+                  f"{_fmt(mia, '.3f')}")
+        if final.retention_loss is not None:
+            print(f"  retention loss {_fmt(final.retention_loss)}")
+        print(f"  epsilon {_fmt(priv.epsilon, '.3f')} (delta {priv.delta}, {priv.source}"
+              + (f"; sigma {priv.noise_multiplier:.4g}" if priv.noise_multiplier is not None else "") + ")")
         if costs:
             mem = costs.get("peak_memory") or {}
             print(f"  costs: {costs.get('steps')} steps, {_fmt(costs.get('step_time_mean_s'), '.4f')} s/step, "
@@ -126,6 +126,6 @@ def _print_human(s: dict) -> None:
                   f"{_fmt(costs.get('analytic_flops_per_token'), '.3g')} ({costs.get('analytic_formula')}) measured "
                   f"{_fmt(costs.get('measured_flops_per_token'), '.3g')}, peak memory "
                   f"{(mem.get('bytes') or 0) / 2**20:.0f} MiB ({mem.get('kind')}), device {costs.get('device')}")
-    if s.get("model_dir"):
-        print(f"  model exported to {Path(s['run_dir']) / s['model_dir']} (lowrankdp measure --model {s['run_dir']})")
-    print(f"  wall time {s['wall_time_s']:.1f} s")
+    if rec.model_dir:
+        print(f"  model exported to {Path(run_dir) / rec.model_dir} (lowrankdp measure --model {run_dir})")
+    print(f"  wall time {rec.wall_time_s:.1f} s")

@@ -1,6 +1,7 @@
 """``lowrankdp model``: build, inspect and evaluate base models (docs/models.md).
 
-    lowrankdp model build [--name tiny] [--cache-dir DIR] [--json]
+    lowrankdp model build [--name tiny] [--cache-dir DIR] [--rebuild] [--json]
+    lowrankdp model pretrain --shape pythia-70m-shape (--steps N | --seconds S) --out DIR [--device cuda] [--json]
     lowrankdp model info NAME_OR_PATH [--cache-dir DIR] [--json]
     lowrankdp model eval NAME_OR_PATH [--max-tokens N] [--task-file FILE] [--json]
 """
@@ -20,8 +21,25 @@ def register(subparsers) -> None:
     b = sub.add_parser("build", help="build (or find in the cache) the embedded model and print its metadata")
     b.add_argument("--name", default="tiny", choices=["tiny"], help="model to build (default: tiny)")
     b.add_argument("--cache-dir", default=None, help="cache root (default: $LOWRANKDP_CACHE or ~/.cache/lowrankdp)")
+    b.add_argument("--rebuild", action="store_true", help="replace the cached model (e.g. a corrupt one)")
     b.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     b.set_defaults(func=_build)
+
+    t = sub.add_parser("pretrain", help="pretrain a base of a preset shape on the toolkit's neutral corpus",
+                       description="Pretrain a GPT-NeoX base of a public Pythia shape on the generated neutral "
+                                   "corpus for a step or time budget; writes a save_pretrained directory.")
+    t.add_argument("--shape", required=True, help="preset shape, e.g. pythia-70m-shape")
+    budget = t.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, default=None, help="number of optimiser steps")
+    budget.add_argument("--seconds", type=float, default=None, help="training time budget in seconds")
+    t.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--block-size", type=int, default=256)
+    t.add_argument("--lr", type=float, default=6e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="print the written metadata as JSON")
+    t.set_defaults(func=_pretrain)
 
     i = sub.add_parser("info", help="describe a model (tiny, a preset, a local directory or a hub id)")
     i.add_argument("name_or_path")
@@ -77,7 +95,8 @@ def _build(args: argparse.Namespace) -> int:
     path = tiny_path(cache_dir=args.cache_dir)
     cached = (path / "lowrankdp_model.json").is_file()
     t0 = time.perf_counter()
-    path = build_tiny(cache_dir=args.cache_dir, log=None if args.json else print)
+    path = build_tiny(cache_dir=args.cache_dir, log=None if args.json else print, rebuild=args.rebuild)
+    cached = cached and not args.rebuild
     meta = {"path": str(path), "cached": cached, "seconds": round(time.perf_counter() - t0, 2),
             **read_metadata(path)}
     if args.json:
@@ -126,4 +145,22 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"retention loss (held-out pretraining text)  {loss:.4f} nats/token")
         print(f"multiple choice                              {mc['accuracy']:.3f} on {mc['n']} items "
               f"(chance {mc['chance']:.3f})")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from lowrankdp.cli import print_json
+    from lowrankdp.models import pretrain_base, read_metadata
+
+    _quiet_transformers()
+    path = pretrain_base(args.shape, out_dir=args.out, steps=args.steps, seconds=args.seconds, device=args.device,
+                         batch_size=args.batch_size, block_size=args.block_size, lr=args.lr, seed=args.seed,
+                         log=None if args.json else print)
+    meta = {"path": str(path), **read_metadata(path)}
+    if args.json:
+        print_json(meta)
+    else:
+        tr = meta["training"]
+        print(f"{args.shape} pretrained: {tr['steps']} steps, {tr['tokens_seen']:,} tokens in {tr['train_seconds']} s "
+              f"on {meta['device']}; held-out loss {meta['heldout_loss']:.3f} nats/token; written to {path}")
     return 0

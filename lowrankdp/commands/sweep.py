@@ -25,7 +25,7 @@ def add_run_options(p: argparse.ArgumentParser, *, out_required: bool, out_help:
     p.add_argument("--jobs", type=int, default=None, help="local executor: runs in parallel (default from config)")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs, train nothing")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--runner", default=None, help=argparse.SUPPRESS)  # module:function (tests)
+    p.add_argument("--runner", default=None, help=argparse.SUPPRESS)  # a RUNNERS name ("synthetic": tests)
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

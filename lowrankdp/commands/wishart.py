@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Privacy of y = AᵀA V (A: r×d, entries N(0, 1/r)) for unit queries whose neighbours satisfy "
             "VᵀV' >= rho ([LRP] arXiv:2601.21719 Thm 1). Prints the support term δ_supp, the Theorem-1 ε with "
             "the corrected coefficient c=(d-r+1)/2 (a valid bound) and as printed c=(d+r-1)/2 (NOT a valid "
-            "bound; theory.md erratum), and the exact ε of the mechanism."
+            "bound; docs/theory.md §2.2), and the exact ε of the mechanism."
         ),
     )
     p.add_argument("--d", type=int, required=True, help="dimension the projection acts on (>= 2)")

@@ -37,10 +37,12 @@ Scoring (:func:`score_detector`), per type and micro-averaged over types:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from typing import Any, Callable, Iterable, Sequence
 
-from .schema import Record, Span
+from .records import Record, Span
 
 __all__ = ["detect_spans", "score_detector", "DETECTOR_TYPES", "format_score_table"]
 
@@ -59,10 +61,14 @@ _STATES = ("Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Dela
            "West Virginia|Wisconsin|Wyoming|District of Columbia")
 _CAP = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # a capitalised word: Smith, O'Neil, Smith-Jones
 _CAPS = rf"{_CAP}(?: {_CAP})*"
+# At most _MAX_PHRASE words where a phrase is followed by a fixed ending (", <State>", " Inc"): an unbounded
+# run would make every capitalised word of a long run restart the scan to its end (quadratic time).
+_MAX_PHRASE = 6
+_CAPS_BOUNDED = rf"{_CAP}(?: {_CAP}){{0,{_MAX_PHRASE - 1}}}"
 
 _WEAK_EMPLOYER = rf"\b{_CAP}-{_CAP}\b"  # "Moore-Cardenas": also a hyphenated surname, so weak
 _SIMPLE: dict[str, list[re.Pattern[str]]] = {
-    "email": [re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")],
+    "email": [re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")],
     "order_number": [re.compile(r"(?<![\w-])\d{3}-\d{5}-\d{4}(?![\w-])")],
     "ssn": [re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")],
     "phone": [re.compile(r"(?<![\w(-])(?:\(\d{3}\) ?\d{3}[-. ]\d{4}|\d{3}([-. ]?)\d{3}\1\d{4})(?![\w-])")],
@@ -71,9 +77,9 @@ _SIMPLE: dict[str, list[re.Pattern[str]]] = {
                            rf"[A-Z][A-Za-z'.-]*(?: [A-Z][A-Za-z'.-]*)*, [A-Z]{{2}} \d{{5}}(?:-\d{{4}})?\b")],
     "birth_date": [re.compile(rf"\b(?:(?:{_MONTHS}) \d{{1,2}}, \d{{4}}|\d{{1,2}} (?:{_MONTHS}) \d{{4}}|"
                               r"\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2})\b")],
-    "birthplace": [re.compile(rf"\b{_CAPS}, (?:{_STATES})\b")],
+    "birthplace": [re.compile(rf"\b{_CAPS_BOUNDED}, (?:{_STATES})\b")],
     "employer": [
-        re.compile(rf"\b{_CAP}(?:-{_CAP})?(?:,? {_CAP})* (?:Inc|LLC|Ltd|PLC|Group|Corp|Corporation|"
+        re.compile(rf"\b{_CAP}(?:-{_CAP})?(?:,? {_CAP}){{0,{_MAX_PHRASE - 1}}} (?:Inc|LLC|Ltd|PLC|Group|Corp|Corporation|"
                    r"Company|and Sons)\b"),
         re.compile(rf"\b{_CAP}, {_CAP},? and {_CAP}\b"),
         re.compile(_WEAK_EMPLOYER),
@@ -119,7 +125,7 @@ def _regex_spans(text: str) -> list[Span]:
         words = m.group(1).split(" ")
         # keep the leading words that are not common sentence words
         keep: list[str] = []
-        at_clause_end = re.match(r"\s*(?:[.,;!?]|$)", text[m.end(1):]) is not None
+        at_clause_end = _CLAUSE_END.match(text, m.end(1)) is not None
         for j, w in enumerate(words):
             # a common word ends the name, unless it is a surname closing the clause ("Beth May.")
             if w in _NOT_NAMES and not (j > 0 and j == len(words) - 1 and at_clause_end):
@@ -140,18 +146,53 @@ def _regex_spans(text: str) -> list[Span]:
         if s.type == "name":
             words.update(w for w in text[s.start:s.end].split(" ") if w not in _NOT_NAMES)
     if words:
-        pat = re.compile(r"(?<![\w@.-])(" + "|".join(sorted(map(re.escape, words))) + r")(?![\w-]|@|\.\w)")
-        extra = [(_P_COREF, Span(m.start(1), m.end(1), "name")) for m in pat.finditer(text)]
+        extra = [(_P_COREF, s) for s in _mentions(text, words)]
         chosen = _resolve([(0, s) for s in chosen] + extra)
     return chosen
 
 
+_CLAUSE_END = re.compile(r"\s*(?:[.,;!?]|$)")
+# A mention of a known name word w: not preceded by [\w@.-], not followed by [\w@-] or ".<word char>".
+# Every w has the shape of _CAP: "Xxx", "Xxx-xxx", "Xxx-Xxx" or "Xxx'Xxx". So a mention starting at p ends
+# either after the lowercase run of "Xxx" or after one more segment; any other end is followed by a letter.
+# Looking up those (at most two) candidates in a set is linear in the text, where one regular expression
+# alternating over all words costs (length of text) × (number of words).
+_MENTION_START = re.compile(r"(?<![\w@.-])[A-Z][a-z]+")
+_MENTION_SEGMENT = re.compile(r"-[A-Z]?[a-z]+|'[A-Z][a-z]+")
+_MENTION_STOP = re.compile(r"[\w@-]|\.\w")
+
+
+def _mentions(text: str, words: set[str]) -> list[Span]:
+    """Non-overlapping mentions of ``words``, leftmost first, the shorter candidate first at each start."""
+    out: list[Span] = []
+    pos = 0
+    while (m := _MENTION_START.search(text, pos)) is not None:
+        start, end = m.start(), m.end()
+        pos = end
+        if text[start:end] in words and _MENTION_STOP.match(text, end) is None:
+            out.append(Span(start, end, "name"))
+            continue
+        seg = _MENTION_SEGMENT.match(text, end)
+        if seg is not None and text[start:seg.end()] in words and _MENTION_STOP.match(text, seg.end()) is None:
+            out.append(Span(start, seg.end(), "name"))
+            pos = seg.end()
+    return out
+
+
 def _resolve(cands: Iterable[tuple[int, Span]]) -> list[Span]:
-    """Greedy non-overlapping selection: lower priority number first, then longer, then earlier."""
+    """Greedy non-overlapping selection: lower priority number first, then longer, then earlier.
+
+    Occupied characters are marked in a byte array, so the cost is the total length of the candidates
+    (each pattern's matches are disjoint: at most a few times the text length) plus the sort.
+    """
     order = sorted(set(cands), key=lambda c: (c[0], -(c[1].end - c[1].start), c[1].start, c[1].type))
+    if not order:
+        return []
+    used = bytearray(max(s.end for _, s in order))
     taken: list[Span] = []
     for _, s in order:
-        if all(s.end <= t.start or s.start >= t.end for t in taken):
+        if used.find(1, s.start, s.end) < 0:
+            used[s.start:s.end] = b"\x01" * (s.end - s.start)
             taken.append(s)
     return sorted(taken)
 
@@ -209,6 +250,28 @@ def _prf(correct_pred: int, n_pred: int, found_gold: int, n_gold: int) -> dict[s
     return {"precision": p, "recall": r, "f1": _f1(p, r)}
 
 
+class _IntervalIndex:
+    """Spans grouped by type, for "does any span of this type share a character with s?" in O(log n)."""
+
+    def __init__(self, spans: Iterable[Span]) -> None:
+        by_type: dict[str, list[Span]] = {}
+        for sp in spans:
+            by_type.setdefault(sp.type, []).append(sp)
+        self._starts: dict[str, list[int]] = {}
+        self._max_end: dict[str, list[int]] = {}  # running maximum of the ends, in start order
+        for t, group in by_type.items():
+            group.sort()
+            self._starts[t] = [sp.start for sp in group]
+            self._max_end[t] = list(itertools.accumulate((sp.end for sp in group), max))
+
+    def overlaps(self, s: Span) -> bool:
+        starts = self._starts.get(s.type)
+        if not starts:
+            return False
+        k = bisect.bisect_left(starts, s.end)  # spans starting before s ends
+        return k > 0 and self._max_end[s.type][k - 1] > s.start
+
+
 def score_detector(dataset: Any, *, splits: Sequence[str] | None = None,
                    detector: Callable[[str], Sequence[Span]] | None = None,
                    max_records: int | None = None) -> dict[str, Any]:
@@ -219,6 +282,10 @@ def score_detector(dataset: Any, *, splits: Sequence[str] | None = None,
     "types": {type: {"n_gold", "n_pred", "exact": {precision, recall, f1}, "overlap": {...}}},
     "micro": {...same...}, "characters": {precision, recall, f1}, "definitions": str}``.
     """
+    from .._validate import check_int
+
+    if max_records is not None:
+        max_records = check_int("max_records", max_records, minimum=1)
     det = detector or detect_spans
     records: Iterable[Record] = dataset.records(splits) if hasattr(dataset, "records") else dataset
     counts: dict[str, dict[str, int]] = {}
@@ -237,15 +304,15 @@ def score_detector(dataset: Any, *, splits: Sequence[str] | None = None,
         gold = [s for s in r.spans if s.type != "canary"]
         pred = list(det(r.text))
         gset = set(gold)
+        pred_index, gold_index = _IntervalIndex(pred), _IntervalIndex(gold)
         for s in gold:
             c(s.type)["n_gold"] += 1
-            if any(p.type == s.type and p.start < s.end and s.start < p.end for p in pred):
-                c(s.type)["ov_gold"] += 1
+            c(s.type)["ov_gold"] += pred_index.overlaps(s)
         for p in pred:
             k = c(p.type)
             k["n_pred"] += 1
             k["exact_tp"] += p in gset
-            k["ov_pred"] += any(g.type == p.type and g.start < p.end and p.start < g.end for g in gold)
+            k["ov_pred"] += gold_index.overlaps(p)
         gch = set()
         for s in gold:
             gch.update(i for i in range(s.start, s.end) if not r.text[i].isspace())

@@ -1,4 +1,4 @@
-"""Seeded generators of synthetic corpora with gold personal-data spans ([RPUE] replication, §3).
+"""Seeded generators of synthetic corpora with gold personal-data spans ([RPUE]; docs/theory.md §8.3).
 
 * ``customersim``: package-tracking customer-service dialogs (``SYS:``/``USR:`` turns, one per line).
   Personal values: ``name`` (full name, and the first name when the agent addresses the user),
@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .._validate import check_choice, check_int
-from .schema import SCHEMA_VERSION, SPLITS, Dataset, Record, Span, write_dataset
+from .records import Record, Span
+from .schema import SCHEMA_VERSION, SPLITS, Dataset, check_dataset_output, write_dataset
 
 __all__ = ["generate", "generate_dataset", "DEFAULT_SIZES", "GENERATORS", "CANARY_TEMPLATE"]
 
@@ -441,8 +442,11 @@ def generate(kind: str, *, out_dir: str | os.PathLike, seed: int = 0,
     ``sizes`` maps split → number of regular records (missing splits keep the defaults,
     :data:`DEFAULT_SIZES`); ``canary_repeats`` extra canary records are added to ``train``; the secret
     has ``canary_digits`` decimal digits (candidate space ``10**canary_digits``). Same arguments →
-    byte-identical files (for a given Faker version, recorded in ``meta.json``).
+    byte-identical files (for a given Faker version, recorded in ``meta.json``). The directory is written
+    atomically and must be new, empty or a dataset (see :func:`~.schema.write_dataset`); that is checked
+    before generating.
     """
+    check_dataset_output(out_dir)
     ds = generate_dataset(kind, seed=seed, sizes=sizes, canary_repeats=canary_repeats,
                           canary_digits=canary_digits)
     return write_dataset(ds, out_dir)

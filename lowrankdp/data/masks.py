@@ -1,5 +1,5 @@
 """Character spans → per-token sensitivity masks through a fast tokenizer's offset mapping
-(``theory.md`` §6: "a token is sensitive if it overlaps a span").
+(docs/theory.md §6: "a token is sensitive if it overlaps a span").
 
 Rule (IMPORTANT, used everywhere):
     token ``[a, b)`` is sensitive iff some character ``p`` with ``a <= p < b`` lies inside a span **and
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .schema import Span
+from .records import Span
 
 __all__ = ["token_sensitivity_mask", "token_span_types", "char_sensitivity", "encode_with_mask"]
 

@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from .._files import write_directory_atomically
+from .detect import detect_spans
+from .records import Record, Span
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -35,6 +40,7 @@ __all__ = [
     "load_dataset",
     "load_jsonl",
     "write_dataset",
+    "check_dataset_output",
     "record_to_json",
 ]
 
@@ -48,31 +54,38 @@ SPAN_TYPES: tuple[str, ...] = (
 _RECORD_KEYS = ("id", "text", "split", "spans", "canary")
 
 
-@dataclass(frozen=True, order=True)
-class Span:
-    """Half-open character range ``[start, end)`` of one personal value, with its type."""
-
-    start: int
-    end: int
-    type: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "type": self.type}
+def _meta_int(name: str, value: Any, *, minimum: int) -> int:
+    """An integer field of ``meta.json`` (JSON floats such as ``1e30`` and booleans rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
 
 
-@dataclass(frozen=True)
-class Record:
-    """One training/evaluation text. ``spans is None`` means "not annotated"."""
+def _canary_template(template: Any) -> str:
+    """A template with exactly one replacement field, ``{secret}`` (``{{``/``}}`` for literal braces)."""
+    if not isinstance(template, str):
+        raise ValueError(f"canary.template must be a string, got {template!r}")
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"canary.template is not a valid format string ({exc}), got {template!r}") from None
+    if fields != [("secret", "", None)]:
+        raise ValueError(f"canary.template must contain exactly one field, {{secret}} (literal braces as "
+                         f"{{{{ and }}}}), got {template!r}")
+    return template
 
-    id: str
-    text: str
-    split: str
-    spans: tuple[Span, ...] | None
-    canary: bool = False
 
-    def values(self) -> list[tuple[str, str]]:
-        """``(type, text[start:end])`` for every span (empty if not annotated)."""
-        return [(s.type, self.text[s.start:s.end]) for s in (self.spans or ())]
+def _canary_affixes(template: str) -> tuple[str, str]:
+    """The rendered text before and after ``{secret}`` in a template checked by :func:`_canary_template`."""
+    before: list[str] = []
+    after: list[str] = []
+    seen = False
+    for literal, f, _spec, _conv in string.Formatter().parse(template):
+        (after if seen else before).append(literal)
+        seen = seen or f is not None
+    return "".join(before), "".join(after)
 
 
 @dataclass(frozen=True)
@@ -91,13 +104,37 @@ class Canary:
 
     @classmethod
     def from_meta(cls, d: Mapping[str, Any]) -> "Canary":
-        template = d["template"]
-        prefix = d.get("prefix", template.split("{secret}")[0])
-        suffix = d.get("suffix", template.split("{secret}")[-1])
-        return cls(template=template, prefix=prefix, suffix=suffix, secret=str(d["secret"]),
-                   alphabet=str(d["alphabet"]), length=int(d["length"]),
-                   space_size=int(d["space_size"]), repeats=int(d["repeats"]),
-                   record_ids=tuple(d["record_ids"]))
+        """Parse ``meta.json["canary"]``; ``ValueError("canary.<field> ...")`` names the first bad field."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"canary must be a JSON object or null, got {type(d).__name__}")
+        for k in ("template", "secret", "alphabet", "length", "space_size", "repeats", "record_ids"):
+            if k not in d:
+                raise ValueError(f"canary is missing field '{k}'")
+        template = _canary_template(d["template"])
+        for k in ("secret", "alphabet"):
+            if not isinstance(d[k], str) or not d[k]:
+                raise ValueError(f"canary.{k} must be a non-empty string, got {d[k]!r}")
+        secret, alphabet = d["secret"], d["alphabet"]
+        if len(set(alphabet)) != len(alphabet):
+            raise ValueError(f"canary.alphabet must not repeat a character, got {alphabet!r}")
+        length = _meta_int("canary.length", d["length"], minimum=1)
+        if len(secret) != length or any(ch not in alphabet for ch in secret):
+            raise ValueError(f"canary.secret must be {length} characters of canary.alphabet, got {secret!r}")
+        space = _meta_int("canary.space_size", d["space_size"], minimum=1)
+        if space != len(alphabet) ** length:
+            raise ValueError(f"canary.space_size must equal len(alphabet)**length = {len(alphabet)}**{length}, "
+                             f"got {space}")
+        ids = d["record_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"canary.record_ids must be a list of record ids (strings), got {ids!r}"[:200])
+        repeats = _meta_int("canary.repeats", d["repeats"], minimum=0)
+        head, tail = _canary_affixes(template)
+        prefix, suffix = d.get("prefix", head), d.get("suffix", tail)
+        if (prefix, suffix) != (head, tail):
+            raise ValueError(f"canary.prefix/suffix must be the template's text around {{secret}} "
+                             f"({head!r} / {tail!r}), got {prefix!r} / {suffix!r}")
+        return cls(template=template, prefix=prefix, suffix=suffix, secret=secret, alphabet=alphabet,
+                   length=length, space_size=space, repeats=repeats, record_ids=tuple(ids))
 
     def text(self, secret: str | None = None) -> str:
         """The canary sentence with ``secret`` (default: the inserted one)."""
@@ -152,7 +189,7 @@ class Dataset:
                             *, overwrite: bool = False) -> "Dataset":
         """Copy in which records without spans (or all, if ``overwrite``) get detector spans."""
         if detector is None:
-            from .detect import detect_spans as detector
+            detector = detect_spans
         new = {}
         for s, recs in self.splits.items():
             new[s] = [
@@ -227,20 +264,49 @@ def _parse_record(obj: Any, where: str, default_id: str, default_split: str | No
     return Record(rid, text, split, spans, canary)
 
 
+def _regular_file(p: Path, what: str) -> None:
+    """``ValueError`` naming ``p`` unless it is a regular file (a symlink to one is fine)."""
+    if p.is_file():
+        return
+    if os.path.islink(p) and not p.exists():
+        raise ValueError(f"{p}: {what} is a broken symbolic link (to {os.readlink(p)!r})")
+    if not p.exists():
+        raise ValueError(f"{p}: {what} does not exist")
+    if p.is_dir():
+        raise ValueError(f"{p}: {what} is a directory, expected a file")
+    raise ValueError(f"{p}: {what} is not a regular file (a device, FIFO or socket)")
+
+
+def _decode_line(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1} of the line)") from None
+
+
+def _parse_json(text: str, where: str) -> Any:
+    """``json.loads`` with every failure as ``ValueError("<where>: <reason>")`` (deep nesting included)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: JSON nested too deeply to parse (Python's recursion limit)") from None
+
+
 def load_jsonl(path: str | os.PathLike, *, split: str | None = None,
                strict: bool = False) -> list[Record]:
-    """Records of one JSONL file. ``strict`` requires every schema field (generated data)."""
+    """Records of one JSONL file (UTF-8). ``strict`` requires every schema field (generated data)."""
     p = Path(path)
+    _regular_file(p, "the JSONL file")
     out: list[Record] = []
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(p, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            where = f"{p}:{lineno}"
+            line = _decode_line(raw, where)
             if not line.strip():
                 continue
-            where = f"{p}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            obj = _parse_json(line, where)
             if strict and isinstance(obj, dict):
                 for k in _RECORD_KEYS:
                     if k not in obj:
@@ -249,39 +315,53 @@ def load_jsonl(path: str | os.PathLike, *, split: str | None = None,
     return out
 
 
+def _read_meta(meta_path: Path) -> dict[str, Any]:
+    _regular_file(meta_path, "meta.json")
+    where = f"{meta_path}:1"
+    meta = _parse_json(_decode_line(meta_path.read_bytes(), where), str(meta_path))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: meta must be a JSON object")
+    return meta
+
+
 def load_dataset(path: str | os.PathLike, *, detect: bool = False) -> Dataset:
     """Load and validate a dataset directory (or one JSONL file).
 
     A directory is read as ``{train,valid,test}.jsonl`` + optional ``meta.json``. When ``meta.json`` has a
     ``schema_version`` (generated data), every record field is required and canary metadata is checked
     against the records. A single ``.jsonl`` file is split by its records' ``split`` field (default
-    ``train``). ``detect=True`` fills records without spans with :func:`detect.detect_spans`.
+    ``train``). A split file without records is an error unless ``meta.json`` gives its size as 0; so is a
+    dataset without records, a split file that is a directory, a broken link or not a regular file, and a
+    line that is not UTF-8. ``detect=True`` fills records without spans with :func:`detect.detect_spans`.
     Raises ``ValueError`` naming file, line and reason.
     """
     p = Path(path)
     if not p.exists():
+        if os.path.islink(p):
+            raise ValueError(f"path is a broken symbolic link: {p} (to {os.readlink(p)!r})")
         raise ValueError(f"path does not exist: {p}")
     meta: dict[str, Any] = {}
     splits: dict[str, list[Record]] = {}
     if p.is_dir():
         meta_path = p / "meta.json"
-        if meta_path.exists():
-            try:
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{meta_path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(meta, dict):
-                raise ValueError(f"{meta_path}:1: meta must be a JSON object")
+        if os.path.lexists(meta_path):
+            meta = _read_meta(meta_path)
         strict = "schema_version" in meta
+        sizes = meta.get("sizes") if isinstance(meta.get("sizes"), dict) else {}
         for s in SPLITS:
             f = p / f"{s}.jsonl"
-            if f.exists():
+            if os.path.lexists(f):
                 splits[s] = load_jsonl(f, split=s, strict=strict)
+                if not splits[s] and sizes.get(s) != 0:
+                    raise ValueError(f"{f}: no records (the file is empty; meta.json does not give its size as 0)")
         if not splits:
             raise ValueError(f"{p}: no train.jsonl, valid.jsonl or test.jsonl found")
     else:
+        _regular_file(p, "the dataset path")
         for r in load_jsonl(p):
             splits.setdefault(r.split, []).append(r)
+    if not any(splits.values()):
+        raise ValueError(f"{p}: the dataset has no records")
     # unique ids across the dataset
     seen: dict[str, str] = {}
     for s, recs in splits.items():
@@ -312,12 +392,15 @@ def _check_meta(ds: Dataset, where: Path) -> None:
         return
     try:
         canary = Canary.from_meta(c)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: malformed canary metadata ({exc!r})") from None
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     marked = sorted(r.id for r in ds.records() if r.canary)
     if sorted(canary.record_ids) != marked:
         raise ValueError(f"{where}: canary.record_ids do not match the records marked canary "
                          f"({len(canary.record_ids)} listed, {len(marked)} marked)")
+    if canary.repeats != len(canary.record_ids):
+        raise ValueError(f"{where}: canary.repeats must equal the number of record_ids "
+                         f"({len(canary.record_ids)}), got {canary.repeats}")
     by_id = {r.id: r for r in ds.records()}
     for rid in canary.record_ids:
         if canary.text() not in by_id[rid].text:
@@ -334,18 +417,52 @@ def record_to_json(r: Record) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def write_dataset(dataset: Dataset, out_dir: str | os.PathLike) -> Path:
-    """Write ``{split}.jsonl`` for every split and ``meta.json``; byte-stable for equal input."""
+_DATASET_FILES = frozenset([f"{s}.jsonl" for s in SPLITS] + ["meta.json"])
+
+
+def check_dataset_output(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a ``Path`` if :func:`write_dataset` may write there (see its rules), else ``ValueError``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for s in SPLITS:
-        if s not in dataset.splits:
-            continue
-        with open(out / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-            for r in dataset.splits[s]:
-                fh.write(record_to_json(r))
-                fh.write("\n")
-    with open(out / "meta.json", "w", encoding="utf-8", newline="\n") as fh:
-        json.dump(dataset.meta, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
+    if not os.path.lexists(out):
+        return out
+    if not out.is_dir() or out.is_symlink():
+        raise ValueError(f"output directory {out} exists and is not a directory")
+    others = sorted(e.name for e in os.scandir(out) if e.name not in _DATASET_FILES)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise ValueError(f"output directory {out} holds files that are not part of a dataset ({shown}); "
+                         "refusing to replace it: choose an empty or new directory")
     return out
+
+
+def write_dataset(dataset: Dataset, out_dir: str | os.PathLike) -> Path:
+    """Write ``{split}.jsonl`` for every split and ``meta.json``; byte-stable for equal input.
+
+    Atomic: the files are written to a hidden sibling directory which then replaces ``out_dir``, so a
+    failure (disk full, kill) leaves the previous contents or nothing, never a half-written file.
+    ``out_dir`` must be absent, empty, or hold only dataset files (``{train,valid,test}.jsonl``,
+    ``meta.json``), which are replaced together; anything else is refused with ``ValueError``.
+    Write errors are ``OSError`` naming the file in ``out_dir``.
+    """
+    out = check_dataset_output(out_dir)
+
+    def write(tmp: Path) -> None:
+        for s in SPLITS:
+            if s in dataset.splits:
+                _write_file(tmp / f"{s}.jsonl", out / f"{s}.jsonl",
+                            "".join(record_to_json(r) + "\n" for r in dataset.splits[s]))
+        _write_file(tmp / "meta.json", out / "meta.json",
+                    json.dumps(dataset.meta, indent=2, ensure_ascii=False) + "\n")
+
+    return write_directory_atomically(out, write)
+
+
+def _write_file(path: Path, shown: Path, text: str) -> None:
+    """Write ``text`` to ``path``; an ``OSError`` names ``shown`` (the file the user will look for)."""
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(shown)) from None

@@ -18,40 +18,13 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .._validate import check_choice, check_int, check_real
+from ..methods import METHODS, PRIVATE_METHODS, check_method, get_method
 
-__all__ = ["FinetuneConfig", "Method", "METHODS", "DP_METHODS", "LORA_METHODS", "DEFAULT_LR"]
-
-
-class Method(str, Enum):
-    FFT = "fft"
-    LORA = "lora"
-    LORA_FA = "lora-fa"
-    DP_SGD = "dp-sgd"
-    DP_LORA = "dp-lora"
-    COMPRESSED_DP_SGD = "compressed-dp-sgd"
-
-
-METHODS: tuple[str, ...] = tuple(m.value for m in Method)
-#: methods with per-example clipping and Gaussian noise (opacus)
-DP_METHODS: tuple[str, ...] = ("dp-sgd", "dp-lora", "compressed-dp-sgd")
-#: methods that train PEFT LoRA adapters
-LORA_METHODS: tuple[str, ...] = ("lora", "lora-fa", "dp-lora")
-
-#: learning rate used when ``lr`` is None. FFT/DP-SGD: 2.5e-4 as in [RPUE] (replication.md §2);
-#: adapters: 1e-3, the usual order of magnitude for LoRA (the source does not state theirs).
-DEFAULT_LR: dict[str, float] = {
-    "fft": 2.5e-4,
-    "dp-sgd": 2.5e-4,
-    "compressed-dp-sgd": 2.5e-4,
-    "lora": 1e-3,
-    "lora-fa": 1e-3,
-    "dp-lora": 1e-3,
-}
+__all__ = ["FinetuneConfig"]
 
 _OPTIMIZERS = ("adamw", "sgd")
 _CLIP_UNITS = ("sequence", "token")
@@ -77,7 +50,7 @@ class FinetuneConfig:
     out_dir: str
     model: str = "tiny"
     epochs: int = 3
-    lr: float | None = None  # None -> DEFAULT_LR[method]
+    lr: float | None = None  # None -> the method's default_lr (lowrankdp.methods)
     optimizer: str = "adamw"
     weight_decay: float = 0.0
     batch_size: int = 8  # logical (expected, for Poisson sampling) batch size, in records
@@ -93,6 +66,7 @@ class FinetuneConfig:
     lora_b_init_std: float = 0.0  # PEFT starts B at 0; > 0 only for tests (identity adapters cannot pass)
     # DP
     noise_multiplier: float = 1.0
+    target_epsilon: float | None = None  # private methods: calibrate noise_multiplier to this ε (overrides it)
     max_grad_norm: float = 1.0
     delta: float = 1e-5
     clip_unit: str = "sequence"
@@ -117,12 +91,14 @@ class FinetuneConfig:
     device: str | None = None  # None -> "cuda" when available, else "cpu"
     dtype: str = "float32"
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form tags, stored in config.json
+    overwrite: bool = False  # allow out_dir to be a non-empty directory that is not a lowrankdp run
+    base_cache: str | None = None  # directory where the base model's epoch-0 measurement is shared between runs
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form tags (e.g. the sweep's dataset name)
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
-        check_choice("method", self.method, METHODS)
-        object.__setattr__(self, "method", getattr(self.method, "value", self.method))
+        object.__setattr__(self, "method", check_method(self.method))
+        spec = get_method(self.method)
         for name in ("data", "out_dir", "model"):
             v = getattr(self, name)
             if isinstance(v, os.PathLike):
@@ -153,12 +129,17 @@ class FinetuneConfig:
         check_real("lora_dropout", self.lora_dropout, lo=0.0, hi=1.0, hi_open=True)
         check_real("lora_b_init_std", self.lora_b_init_std, lo=0.0)
         check_real("noise_multiplier", self.noise_multiplier, lo=0.0)
+        if self.target_epsilon is not None:
+            if not spec.private:
+                raise ValueError(f"target_epsilon applies only to private methods {PRIVATE_METHODS}, got "
+                                 f"{self.target_epsilon!r} with method={self.method!r} (it adds no noise)")
+            check_real("target_epsilon", self.target_epsilon, lo=0.0, lo_open=True)
         check_real("max_grad_norm", self.max_grad_norm, lo=0.0, lo_open=True)
         check_real("delta", self.delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         check_choice("clip_unit", self.clip_unit, _CLIP_UNITS)
         check_choice("grad_sample_mode", self.grad_sample_mode, _GRAD_SAMPLE_MODES)
         check_choice("accountant", self.accountant, _ACCOUNTANTS)
-        if self.method == "compressed-dp-sgd":
+        if spec.projection:
             proj = "fresh" if self.projection is None else self.projection
             check_choice("projection", proj, _PROJECTIONS)
             object.__setattr__(self, "projection", getattr(proj, "value", proj))
@@ -167,10 +148,10 @@ class FinetuneConfig:
             # for this method), so config.json records what the run used
             check_choice("projection", self.projection, _PROJECTIONS)
             object.__setattr__(self, "projection", None)
-        if self.method not in DP_METHODS and self.clip_unit != "sequence":
-            raise ValueError(f"clip_unit applies only to DP methods {DP_METHODS}, got {self.clip_unit!r} "
+        if not spec.private and self.clip_unit != "sequence":
+            raise ValueError(f"clip_unit applies only to private methods {PRIVATE_METHODS}, got {self.clip_unit!r} "
                              f"with method={self.method!r}")
-        if self.method == "compressed-dp-sgd" and self.clip_unit == "token":
+        if spec.projection and self.clip_unit == "token":
             raise ValueError("clip_unit='token' is not supported with method 'compressed-dp-sgd'")
         check_int("seed", self.seed, minimum=0)
         check_int("eval_every", self.eval_every, minimum=1)
@@ -192,7 +173,8 @@ class FinetuneConfig:
             if isinstance(tasks, str) or not all(isinstance(t, str) and t for t in tasks) or len(tasks) == 0:
                 raise ValueError(f"lm_eval_tasks must be None or a non-empty tuple of task names, got {tasks!r}")
             object.__setattr__(self, "lm_eval_tasks", tuple(tasks))
-        for name in ("eval_initial", "measure", "retention", "retention_mc", "measure_flops", "resume", "progress"):
+        for name in ("eval_initial", "measure", "retention", "retention_mc", "measure_flops", "resume", "progress",
+                     "overwrite"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.extra, dict):
@@ -213,15 +195,39 @@ class FinetuneConfig:
 
             if not torch.cuda.is_available():
                 raise ValueError(f"device must be available, got {self.device!r} but CUDA is not available")
-        out = Path(self.out_dir)
+        self._check_out_dir()
+        return self
+
+    def _check_out_dir(self) -> None:
+        """Outputs never touch inputs: out_dir may not equal, contain or lie inside the data directory or a local
+        model path, and may be a non-empty directory only if it holds a lowrankdp run (or ``overwrite``)."""
+        out = Path(self.out_dir).expanduser().resolve()
         if out.exists() and not out.is_dir():
             raise ValueError(f"out_dir must be a directory, got {self.out_dir!r} (a file)")
-        return self
+        inputs = {"data": Path(self.data)}
+        if Path(self.model).expanduser().exists():
+            inputs["model"] = Path(self.model).expanduser()
+        for name, p in inputs.items():
+            p = p.resolve()
+            if out == p or p.is_relative_to(out) or out.is_relative_to(p):
+                raise ValueError(f"out_dir must be outside the {name} input, got {self.out_dir!r} which "
+                                 f"{'is' if out == p else 'overlaps'} {name}={str(p)!r}; choose another --out")
+        if out.is_dir() and not self.overwrite and any(out.iterdir()):
+            from ..results import RESULT_FILE
+
+            if not (out / RESULT_FILE).is_file():
+                raise ValueError(f"out_dir must be empty or a lowrankdp run directory, got {self.out_dir!r} "
+                                 "(non-empty, no result.json); pass overwrite=True (--overwrite) to write there")
 
     # ------------------------------------------------------------------ derived values
     @property
+    def spec(self):
+        """The method's :class:`lowrankdp.methods.MethodSpec`."""
+        return METHODS[self.method]
+
+    @property
     def effective_lr(self) -> float:
-        return DEFAULT_LR[self.method] if self.lr is None else float(self.lr)
+        return self.spec.default_lr if self.lr is None else float(self.lr)
 
     @property
     def effective_micro_batch_size(self) -> int:
@@ -229,11 +235,11 @@ class FinetuneConfig:
 
     @property
     def is_dp(self) -> bool:
-        return self.method in DP_METHODS
+        return self.spec.private
 
     @property
     def uses_lora(self) -> bool:
-        return self.method in LORA_METHODS
+        return self.spec.adapters is not None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

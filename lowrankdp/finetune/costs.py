@@ -1,14 +1,14 @@
-"""Cost accounting: analytic FLOPs (theory.md §6), measured FLOPs, wall time, tokens/s, peak memory.
+"""Cost accounting: analytic FLOPs (docs/theory.md §6), measured FLOPs, wall time, tokens/s, peak memory.
 
 Analytic count per *target* token, with ``N`` = parameters that take part in a matrix multiply per token
 (every ``nn.Linear`` weight including the output head; the input embedding is a lookup and costs no
-FLOPs) — the reconstruction of [RPUE]'s ratios in theory.md §6:
+FLOPs) — the reconstruction of [RPUE]'s ratios in docs/theory.md §6:
 
 | method | formula | why |
 |---|---|---|
 | fft | 6N | forward 2N + backward 4N (activation and weight gradients) |
-| lora, lora-fa, dp-lora | 4N | no weight gradients for frozen weights (adapter terms, O(r/d), ignored) |
-| dp-sgd | 8N | per-example weight gradients on top of FFT |
+| lora, lora-fa, dp-lora, dp-lora-fa | 4N | no weight gradients for frozen weights (adapter terms, O(r/d), ignored) |
+| dp-sgd, dp-sgd-targets | 8N | per-example weight gradients on top of FFT (dp-sgd-targets: an upper count, it skips the head's) |
 | compressed-dp-sgd | 8N + projection | DP-SGD plus ``4 r d_in d_out`` per projected matrix per *step* |
 
 So DP-SGD/FFT = 1.33 and DP-SGD/LoRA = 2. Measured FLOPs come from ``torch.utils.flop_counter``
@@ -25,18 +25,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..methods import METHODS, get_method
+
 __all__ = ["matmul_parameter_count", "analytic_flops_per_token", "ANALYTIC_FORMULA", "peak_memory",
            "reset_peak_memory", "count_flops"]
 
-ANALYTIC_FORMULA = {
-    "fft": "6N",
-    "lora": "4N",
-    "lora-fa": "4N",
-    "dp-lora": "4N",
-    "dp-sgd": "8N",
-    "compressed-dp-sgd": "8N + 4*r*sum(d_in*d_out)/tokens_per_step",
-}
-_FACTOR = {"fft": 6, "lora": 4, "lora-fa": 4, "dp-lora": 4, "dp-sgd": 8, "compressed-dp-sgd": 8}
+def _factor(method: str) -> int:
+    """FLOPs per token per matmul weight: forward 2, backward 4 (input and weight gradients), of which adapters
+    skip the frozen weights' 2; per-example gradients (DP) add 2 (docs/theory.md §6)."""
+    spec = get_method(method)
+    if spec.adapters is not None:
+        return 4
+    return 8 if spec.private else 6
+
+
+_PROJECTION_TERM = " + 4*r*sum(d_in*d_out)/tokens_per_step"
+#: the analytic formula of each method, as text
+ANALYTIC_FORMULA = {name: f"{_factor(name)}N" + (_PROJECTION_TERM if spec.projection else "")
+                    for name, spec in METHODS.items()}
 
 
 def matmul_parameter_count(model: nn.Module) -> int:
@@ -51,8 +57,8 @@ def matmul_parameter_count(model: nn.Module) -> int:
 def analytic_flops_per_token(method: str, n_params: int, *, rank: int | None = None,
                              projected_dims: list[tuple[int, int]] | None = None,
                              tokens_per_step: float | None = None) -> float:
-    f = float(_FACTOR[method] * n_params)
-    if method == "compressed-dp-sgd" and projected_dims and tokens_per_step:
+    f = float(_factor(method) * n_params)
+    if get_method(method).projection and projected_dims and tokens_per_step:
         f += 4.0 * rank * sum(a * b for a, b in projected_dims) / tokens_per_step
     return f
 

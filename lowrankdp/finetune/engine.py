@@ -2,25 +2,25 @@
 
 Run directory::
 
-    RUN_DIR/config.json        resolved configuration
-    RUN_DIR/metrics.jsonl      one JSON object per evaluation (epoch 0 = before training)
-    RUN_DIR/summary.json       status "ok"|"failed", reason, final metrics, ε, costs, provenance
-    RUN_DIR/checkpoints/epoch_NNNN.pt   trainable weights, optimizer, RNG, accountant state
-    RUN_DIR/model/             the final model as a plain Hugging Face causal LM (LoRA merged), written at
-                               the end of a successful run unless checkpoint="none" (``export.py``)
+    RUN_DIR/result.json                  the run's one result file (lowrankdp.results.RunRecord), rewritten
+                                         atomically after every evaluation (status "running") and at the end
+                                         (status "ok" or "failed")
+    RUN_DIR/checkpoints/epoch_NNNN.pt    trainable weights, optimizer, RNG, accountant state (weights-only)
+    RUN_DIR/model/                       the final model as a plain Hugging Face causal LM (LoRA merged), written
+                                         at the end of a successful run unless checkpoint="none" (``export.py``)
 
-Failures are results: divergence (non-finite loss), out-of-memory and any other error during training
-end with ``summary.json`` status ``"failed"`` and a reason; ``run`` returns that summary instead of
-raising. Invalid configurations raise ``ValueError`` (naming the field) *before* training — after
-writing a failed summary — unless ``raise_invalid=False`` (sweeps), which returns the failed summary.
+Failures are results: divergence (non-finite loss), out-of-memory and any other error during training end with
+status ``failed`` and a reason; ``run`` returns that record instead of raising. Invalid configurations raise
+``ValueError`` (naming the field) before anything is written or deleted, unless ``raise_invalid=False`` (sweeps),
+which returns a failed record instead. Nothing in ``out_dir`` is removed before the inputs have loaded, and only
+files the engine writes are ever removed.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -30,45 +30,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CKPT_DIR, atomic_torch_save, atomic_write_json, atomic_write_text, latest_checkpoint
+from ..results import EpochMetrics, ResultError, RunRecord, RunStatus, read_record, write_record
+from .checkpoint import CKPT_DIR, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import FinetuneConfig
 from .costs import (ANALYTIC_FORMULA, analytic_flops_per_token, count_flops, matmul_parameter_count,
                     peak_memory, reset_peak_memory)
-from .losses import per_sequence_loss, token_losses
-from .methods import MethodSetup, adapted_linears, lora_pairs, setup_model
+from .evaluate import BaseCache, data_fingerprint, measure_kwargs, privacy_block
+from .loading import DTYPES, load_model, resolve_device
+from .losses import per_sequence_loss
+from .methods import MethodSetup, adapted_linears, default_target_modules, lora_pairs, setup_model
 from .private import PrivateTrainer, forward_logits
 
-__all__ = ["run", "StepRunner", "load_model", "resolve_device", "Diverged"]
+__all__ = ["run", "StepRunner", "Diverged", "steps_per_epoch"]
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # fields that may change between a run and its resumption (they do not change the training trajectory)
 _RESUMABLE_FIELDS = {
     "epochs", "resume", "progress", "measure", "measure_batch_size", "exposure_max_candidates", "retention",
-    "retention_max_tokens", "retention_mc", "lm_eval_tasks", "influence_samples", "eval_every", "eval_initial", "measure_flops", "checkpoint",
-    "device", "extra", "out_dir", "effective_lr",
+    "retention_max_tokens", "retention_mc", "lm_eval_tasks", "influence_samples", "eval_every", "eval_initial",
+    "measure_flops", "checkpoint", "device", "extra", "out_dir", "effective_lr", "overwrite", "base_cache",
 }
 
 
 class Diverged(RuntimeError):
     """Non-finite training loss."""
-
-
-def resolve_device(config: FinetuneConfig) -> torch.device:
-    if config.device is not None:
-        return torch.device(config.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_model(name: str, *, device: torch.device, dtype: torch.dtype):
-    """``(model, tokenizer, source)`` via ``lowrankdp.models.load_base``. The model lands on ``device``
-    *before* any adapter is attached (opacus #820)."""
-    from lowrankdp.models import load_base
-
-    model, tok = load_base(name, device=device, dtype=dtype)
-    source = "lowrankdp.models.load_base"
-    if tok.pad_token_id is None and tok.eos_token_id is not None:
-        tok.pad_token = tok.eos_token
-    return model, tok, source
 
 
 def _seed_everything(seed: int) -> None:
@@ -80,6 +64,13 @@ def _seed_everything(seed: int) -> None:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def steps_per_epoch(config: FinetuneConfig, n_train: int) -> int:
+    """Optimisation steps per epoch: ``ceil(n / batch_size)`` (opacus's Poisson loader has that many batches, at
+    rate ``q = 1 / ceil(n / batch_size)``), capped by ``max_steps_per_epoch``."""
+    n = math.ceil(n_train / config.batch_size)
+    return n if config.max_steps_per_epoch is None else min(n, config.max_steps_per_epoch)
 
 
 class StepRunner:
@@ -147,41 +138,38 @@ class StepRunner:
 
 
 # ---------------------------------------------------------------------------------------------- run
-def run(config: FinetuneConfig, *, raise_invalid: bool = True) -> dict[str, Any]:
-    """Train ``config.model`` on ``config.data`` with ``config.method``; returns the summary dict.
+def run(config: FinetuneConfig, *, raise_invalid: bool = True) -> RunRecord:
+    """Train ``config.model`` on ``config.data`` with ``config.method``; returns the run's :class:`RunRecord`
+    (also in ``RUN_DIR/result.json``).
 
-    Raises ``ValueError`` for an invalid configuration (before training; ``raise_invalid=False`` returns a
-    failed summary instead). Never raises for failures during training (they are results).
+    Raises ``ValueError`` for an invalid configuration before anything is written (``raise_invalid=False``
+    returns a failed record instead, written only if ``out_dir`` is safe to write). Never raises for failures
+    during training (they are results).
     """
     if not isinstance(config, FinetuneConfig):
         raise ValueError(f"config must be a FinetuneConfig, got {type(config).__name__}")
-    out = Path(config.out_dir)
     try:
         config.validate()
     except ValueError as exc:
-        if not (out / "summary.json").exists() and (out.is_dir() or not out.exists()):  # never clobber a run
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                _write_summary(out, config, status="failed", reason=f"invalid config: {exc}", t0=time.time())
-            except OSError:
-                pass
         if raise_invalid:
             raise
-        return {"status": "failed", "reason": f"invalid config: {exc}", "run_dir": str(out)}
-    out.mkdir(parents=True, exist_ok=True)
-    job = _Run(config, out)
-    return job.execute(raise_invalid=raise_invalid)
+        return _invalid_record(config, exc)
+    return _Run(config, Path(config.out_dir)).execute(raise_invalid=raise_invalid)
 
 
-def _write_summary(out: Path, config: FinetuneConfig, *, status: str, reason: str | None, t0: float,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _invalid_record(config: FinetuneConfig, exc: Exception) -> RunRecord:
     from lowrankdp.provenance import provenance
 
-    summary = {"status": status, "reason": reason, "method": config.method, "run_dir": str(out),
-               "wall_time_s": time.time() - t0, **(extra or {}), "config": config.to_dict(),
-               "provenance": provenance()}
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    rec = RunRecord(method=config.method, status=RunStatus.FAILED, config=config.to_dict(), provenance=provenance(),
+                    reason=f"invalid config: {exc}")
+    out = Path(config.out_dir)
+    # written only into an empty or missing directory: an invalid config never touches a user's files
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        try:
+            write_record(out, rec)
+        except OSError:
+            pass
+    return rec
 
 
 class _Run:
@@ -191,132 +179,166 @@ class _Run:
         self.t0 = time.time()
         self.components: dict[str, str] = {}
         self.notes: list[str] = []
-        self.last_metrics: dict[str, Any] | None = None
+        self.epochs: list[EpochMetrics] = []
         self.epoch = 0
-        self.resume_checked = False
         self.model_dir: str | None = None
-        self.model_export: dict[str, Any] | None = None
+        self.runner: StepRunner | None = None
+        self.calibrated: float | None = None
+        self.device = resolve_device(config.device)
         self.cost_state: dict[str, Any] = {"train_seconds": 0.0, "timed_steps": 0, "timed_seconds": 0.0,
                                            "tokens": 0, "records": 0, "steps": 0, "empty_steps": 0,
                                            "flops_step": None}
 
     # --------------------------------------------------------------------------------- orchestration
-    def execute(self, *, raise_invalid: bool) -> dict[str, Any]:
-        cfg = self.config
+    def execute(self, *, raise_invalid: bool) -> RunRecord:
         try:
             self._prepare()
         except ValueError as exc:
-            if not self.resume_checked:  # a mismatching resume must not overwrite the existing run's summary
-                if raise_invalid:
-                    raise
-                return {"status": "failed", "reason": f"invalid config: {exc}", "run_dir": str(self.out)}
-            summary = self._finish("failed", f"invalid config: {exc}")
             if raise_invalid:
                 raise
-            return summary
+            return self._finish(RunStatus.FAILED, f"invalid config: {exc}", write=self.components.get("cleaned") == "yes")
         except Exception as exc:  # noqa: BLE001 - a failed preparation is a result
-            return self._finish("failed", f"{type(exc).__name__} while preparing: {exc}",
-                                tb=traceback.format_exc())
+            return self._finish(RunStatus.FAILED, f"{type(exc).__name__} while preparing: {exc}",
+                                tb=traceback.format_exc(), write=self.components.get("cleaned") == "yes")
         try:
             self._train()
         except Diverged as exc:
-            return self._finish("failed", f"diverged: {exc}")
+            return self._finish(RunStatus.FAILED, f"diverged: {exc}")
         except (torch.OutOfMemoryError, MemoryError) as exc:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            return self._finish("failed", f"out of memory: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return self._finish(RunStatus.FAILED, f"out of memory: {str(exc).splitlines()[0] if str(exc) else ''}")
         except KeyboardInterrupt:
-            self._finish("failed", "interrupted")
+            self._finish(RunStatus.FAILED, "interrupted")
             raise
         except Exception as exc:  # noqa: BLE001 - failures are results
-            return self._finish("failed", f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
-        if cfg.checkpoint != "none":
+            return self._finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
+        if self.config.checkpoint != "none":
             self._export_model()
-        return self._finish("ok", None)
+        return self._finish(RunStatus.OK, None)
 
-    def _finish(self, status: str, reason: str | None, tb: str | None = None) -> dict[str, Any]:
-        extra: dict[str, Any] = {
-            "epochs_completed": self.epoch,
-            "final": self.last_metrics,
-            "epsilon": (self.last_metrics or {}).get("privacy"),
-            "costs": (self.last_metrics or {}).get("costs"),
-            "components": self.components,
-            "notes": self.notes,
-            "model_dir": self.model_dir,
-        }
-        if self.model_export is not None:
-            extra["model_export"] = self.model_export
-        if getattr(self, "runner", None) is not None and self.runner.private is not None:
-            extra["grad_sample_mode"] = self.runner.private.mode
-            extra["grad_sample_mode_reason"] = self.runner.private.mode_reason
-        if tb is not None:
-            extra["traceback"] = tb
-        return _write_summary(self.out, self.config, status=status, reason=reason, t0=self.t0, extra=extra)
+    def _record(self, status: RunStatus, reason: str | None, tb: str | None = None) -> RunRecord:
+        from lowrankdp.provenance import provenance
+
+        if not hasattr(self, "_provenance"):
+            self._provenance = provenance()
+        cfg = self.config.to_dict()
+        if self.calibrated is not None:
+            cfg["calibrated_noise_multiplier"] = self.calibrated
+        return RunRecord(method=self.config.method, status=status, config=cfg, provenance=self._provenance,
+                         epochs=tuple(self.epochs), reason=reason, wall_time_s=time.time() - self.t0,
+                         notes=tuple(self.notes), components=dict(self.components), model_dir=self.model_dir,
+                         traceback=tb)
+
+    def _finish(self, status: RunStatus, reason: str | None, tb: str | None = None, *, write: bool = True) -> RunRecord:
+        rec = self._record(status, reason, tb)
+        if write:
+            write_record(self.out, rec)
+        return rec
 
     # --------------------------------------------------------------------------------- preparation
     def _prepare(self) -> None:
-        from ._data import encode_split, load_records
+        from lowrankdp.data import Dataset, load_dataset
+        from lowrankdp.measure import prepare_inputs
 
         cfg = self.config
         _seed_everything(cfg.seed)
-        self.device = resolve_device(cfg)
         reset_peak_memory(self.device)
         ckpt = latest_checkpoint(self.out) if cfg.resume else None
-        self._check_resume_config(ckpt)
-        self.resume_checked = True
-        atomic_write_text(self.out / "config.json", cfg.to_json() + "\n")
-        if ckpt is None:
-            for f in ("metrics.jsonl",):
-                if (self.out / f).exists():
-                    (self.out / f).unlink()
-            if (self.out / CKPT_DIR).is_dir():
-                for p in (self.out / CKPT_DIR).glob("epoch_*.pt"):
-                    p.unlink()
-            self._remove_exports()
-            if cfg.resume:
-                self.notes.append("resume=True but no checkpoint found: started from scratch")
-
-        dataset, src = load_records(cfg.data)
-        self.components["data"] = src
-        self.dataset = dataset
+        fingerprint = data_fingerprint(cfg.data)
+        self._check_resume(ckpt, fingerprint)
+        self.components.update(data="lowrankdp.data.load_dataset", data_sha256=fingerprint,
+                               model="lowrankdp.models.load_base", measure="lowrankdp.measure.measure_all")
+        dataset = load_dataset(cfg.data)
         train = list(dataset.splits.get("train", []))
         if not train:
             raise ValueError(f"data must have a non-empty train split, got none in {cfg.data!r}")
         if cfg.max_train_records is not None:
             train = train[: cfg.max_train_records]
-        evals = list(dataset.splits.get("test") or dataset.splits.get("valid") or [])
-        self.eval_split_name = "test" if dataset.splits.get("test") else ("valid" if evals else None)
-
-        model, tok, msrc = load_model(cfg.model, device=self.device, dtype=_DTYPES[cfg.dtype])
-        self.components["model"] = msrc
+        # members are exactly the records trained on
+        self.dataset = Dataset({**dataset.splits, "train": train}, dataset.meta, dataset.path)
+        model, tok, _src = load_model(cfg.model, device=self.device, dtype=DTYPES[cfg.dtype])
         self.tokenizer = tok
-        self.enc_train, esrc = encode_split(tok, train, max_length=cfg.max_length)
-        self.components["encoding"] = esrc
-        self.enc_eval = encode_split(tok, evals, max_length=cfg.max_length)[0] if evals else None
-        self.n_params = matmul_parameter_count(model)
-        self.runner = StepRunner(cfg, model, n_train=len(train))
-        self.notes.extend(self.runner.setup.notes)
+        mk = cfg.extra.get("measure_kwargs", {})
+        # each split is encoded once per run: training uses inputs.train_all, every measurement the rest
+        self.inputs = prepare_inputs(tok, self.dataset, max_length=cfg.max_length, max_records=mk.get("max_records"),
+                                     seed=cfg.seed)
+        self.train_ids, self.train_att = _pad(self.inputs.train_all.input_ids, tok)
         self.n_train = len(train)
+        self.n_params = matmul_parameter_count(model)
+        self._calibrate(model)
+        run_cfg = cfg if self.calibrated is None else cfg.replace(noise_multiplier=self.calibrated)
+        self.runner = StepRunner(run_cfg, model, n_train=self.n_train)
+        self.notes.extend(self.runner.setup.notes)
         self._prepare_influence()
+        # only now, with every input loaded, is anything in out_dir replaced
+        self._clean_out_dir(ckpt)
         self.start_epoch = 0
         if ckpt is not None:
+            self._resume_base_logprobs()
             self._load_checkpoint(ckpt[1])
             self.start_epoch = ckpt[0]
-            self._truncate_metrics(self.start_epoch)
 
-    def _check_resume_config(self, ckpt) -> None:
-        if ckpt is None or not (self.out / "config.json").is_file():
+    def _check_resume(self, ckpt, fingerprint: str) -> None:
+        """A resumed run must be the same run: same config (up to _RESUMABLE_FIELDS) and same data content."""
+        if ckpt is None:
             return
-        old = json.loads((self.out / "config.json").read_text())
+        try:
+            old = read_record(self.out)
+        except ResultError as exc:
+            raise ValueError(f"resume: cannot resume from {self.out}: {exc}") from None
         new = self.config.to_dict()
-        for k in sorted(set(old) | set(new)):
-            if k in _RESUMABLE_FIELDS:
+        for k in sorted(set(old.config) | set(new)):
+            if k in _RESUMABLE_FIELDS or k == "calibrated_noise_multiplier":
                 continue
-            if json.dumps(old.get(k), sort_keys=True) != json.dumps(new.get(k), sort_keys=True):
+            if old.config.get(k) != new.get(k):
                 raise ValueError(f"{k} differs from the checkpointed run in {self.out} "
-                                 f"({old.get(k)!r} there, {new.get(k)!r} now); cannot resume")
-        if ckpt[0] >= self.config.epochs:
-            self.notes.append(f"checkpoint already at epoch {ckpt[0]} >= epochs={self.config.epochs}")
+                                 f"({old.config.get(k)!r} there, {new.get(k)!r} now); cannot resume")
+        if old.components.get("data_sha256") != fingerprint:
+            raise ValueError(f"data: the content of {self.config.data!r} changed since the checkpointed run in "
+                             f"{self.out} was trained on it; cannot resume (start a new run)")
+        self._resumed_epochs = [e for e in old.epochs if e.epoch <= ckpt[0]]
+
+    def _clean_out_dir(self, ckpt) -> None:
+        """Remove what an earlier run of the engine wrote here (and only that): its checkpoints and model export.
+        A resumed run keeps its checkpoints and the evaluations up to the checkpoint."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:
+            for p in (self.out / CKPT_DIR).glob("epoch_*.pt") if (self.out / CKPT_DIR).is_dir() else ():
+                p.unlink()
+            self._remove_exports()
+            if self.config.resume:
+                self.notes.append("resume=True but no checkpoint found: started from scratch")
+        else:
+            self.epochs = list(getattr(self, "_resumed_epochs", []))
+        self.components["cleaned"] = "yes"
+        write_record(self.out, self._record(RunStatus.RUNNING, None))
+
+    def _calibrate(self, model: nn.Module) -> None:
+        """``target_epsilon``: the noise multiplier whose ε after the whole run meets the target, from the
+        accountant of the method at the run's real sampling rate and number of steps."""
+        cfg = self.config
+        if cfg.target_epsilon is None:
+            return
+        from lowrankdp import accounting
+
+        n_batches = math.ceil(self.n_train / cfg.batch_size)
+        steps = cfg.epochs * steps_per_epoch(cfg, self.n_train)
+        kw: dict[str, Any] = dict(target_epsilon=cfg.target_epsilon, sampling_rate=1.0 / n_batches, steps=steps,
+                                  delta=cfg.delta, accountant=cfg.accountant)
+        if cfg.spec.projection:
+            layers = adapted_linears(model, cfg.target_modules or default_target_modules(model))
+            kw.update(projection=cfg.projection, d=[m.in_features for m in layers.values()], r=cfg.rank)
+            if cfg.projection == "fixed":
+                kw["span_dim"] = self.span_dim
+        self.calibrated = float(accounting.calibrate_noise(**kw))
+        self.notes.append(f"noise_multiplier calibrated to {self.calibrated:.6g} for target ε = {cfg.target_epsilon} "
+                          f"(q = 1/{n_batches}, {steps} steps, δ = {cfg.delta})")
+
+    @property
+    def span_dim(self) -> int:
+        """Directions a record's gradient can span in a projected layer: its number of tokens."""
+        return int(self.train_att.sum(dim=1).max())
 
     def _prepare_influence(self) -> None:
         cfg = self.config
@@ -330,24 +352,26 @@ class _Run:
             for name, (A, _B, base, _s) in lora_pairs(raw).items():
                 self.influence_layers[name] = base
                 self.influence_A[name] = A  # live parameter: LoRA's A moves during training
-            self.influence_kind = "lora_A (PEFT adapter; frozen N(0,1/r) for lora-fa)"
+            self.influence_kind = "lora_A (PEFT adapter; frozen N(0,1/r) for LoRA-FA)"
         else:
-            layers = adapted_linears(raw, self.runner.setup.targets)
-            proj = self.runner.setup.projection
-            g = torch.Generator().manual_seed(cfg.seed + 7)
-            for name, lin in layers.items():
-                if lin.in_features <= cfg.rank:
-                    continue
-                if proj is not None and proj.mode == "fixed":
-                    self.influence_A[name] = proj.fixed[name + ".weight"]
-                else:
-                    self.influence_A[name] = torch.randn(cfg.rank, lin.in_features, generator=g) / cfg.rank ** 0.5
-                self.influence_layers[name] = lin
-            self.influence_kind = ("fixed projection A of compressed DP-SGD" if proj is not None and
-                                   proj.mode == "fixed" else "random A, N(0,1/r) entries, fixed for the run")
+            self._influence_random_A(raw)
         gen = torch.Generator().manual_seed(cfg.seed + 11)
         k = min(cfg.influence_samples, self.n_train)
         self.influence_idx = torch.randperm(self.n_train, generator=gen)[:k]
+
+    def _influence_random_A(self, raw: nn.Module) -> None:
+        cfg = self.config
+        proj = self.runner.setup.projection
+        fixed = proj is not None and proj.mode == "fixed"
+        g = torch.Generator().manual_seed(cfg.seed + 7)
+        for name, lin in adapted_linears(raw, self.runner.setup.targets).items():
+            if lin.in_features <= cfg.rank:
+                continue
+            self.influence_A[name] = (proj.fixed[name + ".weight"] if fixed else
+                                      torch.randn(cfg.rank, lin.in_features, generator=g) / cfg.rank ** 0.5)
+            self.influence_layers[name] = lin
+        self.influence_kind = ("fixed projection A of compressed DP-SGD" if fixed
+                               else "random A, N(0,1/r) entries, fixed for the run")
 
     # --------------------------------------------------------------------------------- training
     def _batches_plain(self, epoch: int):
@@ -363,8 +387,8 @@ class _Run:
             yield idx.long().flatten()
 
     def _gather(self, idx: torch.Tensor):
-        ids = self.enc_train.input_ids[idx]
-        att = self.enc_train.attention_mask[idx]
+        ids = self.train_ids[idx]
+        att = self.train_att[idx]
         if ids.shape[0] > 0:
             L = int(att.sum(dim=1).max())
             ids, att = ids[:, :max(L, 2)], att[:, :max(L, 2)]
@@ -382,51 +406,23 @@ class _Run:
             self._checkpoint(epoch)
         if self.start_epoch >= cfg.epochs:
             self.epoch = self.start_epoch
+            self.notes.append(f"checkpoint already at epoch {self.start_epoch} >= epochs={cfg.epochs}")
 
     def _train_epoch(self, epoch: int) -> None:
         cfg = self.config
         batches = self._batches_dp() if self.runner.private is not None else self._batches_plain(epoch)
-        n_steps = len(self.runner.private.loader) if self.runner.private is not None else math.ceil(
-            self.n_train / cfg.batch_size)
-        if cfg.max_steps_per_epoch is not None:
-            n_steps = min(n_steps, cfg.max_steps_per_epoch)
+        n_steps = steps_per_epoch(cfg, self.n_train)
         bar = None
         if cfg.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_steps, desc=f"{cfg.method} epoch {epoch}/{cfg.epochs}", leave=False, unit="step")
-        losses = []
-        cs = self.cost_state
+        losses: list[float] = []
         try:
             for i, idx in enumerate(batches):
                 if i >= n_steps:
                     break
-                ids, att = self._gather(idx)
-                count = cfg.measure_flops and cs["flops_step"] is None and ids.shape[0] > 0
-                _sync(self.device)
-                t = time.perf_counter()
-                if count:
-                    with count_flops() as fc:
-                        res = self.runner.step(ids, att)
-                else:
-                    res = self.runner.step(ids, att)
-                _sync(self.device)
-                dt = time.perf_counter() - t
-                cs["train_seconds"] += dt
-                cs["steps"] += 1
-                if res.get("empty"):
-                    cs["empty_steps"] += 1
-                else:
-                    if not math.isfinite(res["loss"]):
-                        raise Diverged(f"non-finite training loss ({res['loss']}) at epoch {epoch}, step {i + 1}")
-                    losses.append(res["loss"])
-                    cs["tokens"] += res["n_tokens"]
-                    cs["records"] += res["n_seq"]
-                    if count:
-                        cs["flops_step"] = {"flops": fc.total, "tokens": res["n_tokens"], "records": res["n_seq"]}
-                    else:
-                        cs["timed_steps"] += 1
-                        cs["timed_seconds"] += dt
+                self._one_step(epoch, i, idx, losses)
                 if bar is not None:
                     bar.update(1)
                     if losses:
@@ -436,35 +432,37 @@ class _Run:
                 bar.close()
         self.epoch_train_loss = float(np.mean(losses)) if losses else None
 
+    def _one_step(self, epoch: int, i: int, idx: torch.Tensor, losses: list[float]) -> None:
+        cs = self.cost_state
+        ids, att = self._gather(idx)
+        count = self.config.measure_flops and cs["flops_step"] is None and ids.shape[0] > 0
+        _sync(self.device)
+        t = time.perf_counter()
+        if count:
+            with count_flops() as fc:
+                res = self.runner.step(ids, att)
+        else:
+            res = self.runner.step(ids, att)
+        _sync(self.device)
+        dt = time.perf_counter() - t
+        cs["train_seconds"] += dt
+        cs["steps"] += 1
+        if res.get("empty"):
+            cs["empty_steps"] += 1
+            return
+        if not math.isfinite(res["loss"]):
+            raise Diverged(f"non-finite training loss ({res['loss']}) at epoch {epoch}, step {i + 1}")
+        losses.append(res["loss"])
+        cs["tokens"] += res["n_tokens"]
+        cs["records"] += res["n_seq"]
+        if count:
+            cs["flops_step"] = {"flops": fc.total, "tokens": res["n_tokens"], "records": res["n_seq"]}
+        else:
+            cs["timed_steps"] += 1
+            cs["timed_seconds"] += dt
+
     # --------------------------------------------------------------------------------- evaluation
-    @torch.no_grad()
-    def _own_losses(self, model: nn.Module, enc) -> dict[str, float | None]:
-        """Token-averaged next-token loss on all / sensitive / non-sensitive target tokens of a split."""
-        if enc is None or len(enc) == 0:
-            return {"loss": None, "sensitive_loss": None, "nonsensitive_loss": None}
-        bs = self.config.measure_batch_size
-        tot = {"all": [0.0, 0], "s": [0.0, 0], "ns": [0.0, 0]}
-        for s in range(0, len(enc), bs):
-            ids = enc.input_ids[s:s + bs]
-            att = enc.attention_mask[s:s + bs]
-            sen = enc.sensitive_mask[s:s + bs]
-            L = max(int(att.sum(dim=1).max()), 2)
-            ids, att, sen = ids[:, :L].to(self.device), att[:, :L].to(self.device), sen[:, :L].to(self.device)
-            ce = token_losses(forward_logits(model, ids, att), ids).double()
-            valid = att[:, 1:].bool()
-            sens = sen[:, 1:].bool() & valid
-            nons = valid & ~sens
-            for key, m in (("all", valid), ("s", sens), ("ns", nons)):
-                tot[key][0] += float(ce[m].sum())
-                tot[key][1] += int(m.sum())
-
-        def mean(k):
-            return tot[k][0] / tot[k][1] if tot[k][1] else None
-
-        return {"loss": mean("all"), "sensitive_loss": mean("s"), "nonsensitive_loss": mean("ns")}
-
     def _evaluate(self, epoch: int) -> None:
-        cfg = self.config
         t = time.perf_counter()
         runner = self.runner
         raw = runner.raw_model
@@ -472,101 +470,103 @@ class _Run:
             runner.private.disable_hooks()
         was = raw.training
         raw.eval()
-        line: dict[str, Any] = {"epoch": epoch, "step": runner.steps,
-                                "train_loss_running": getattr(self, "epoch_train_loss", None) if epoch else None}
         try:
-            tr = self._own_losses(raw, self.enc_train)
-            ev = self._own_losses(raw, self.enc_eval)
-            line.update({"train_loss": tr["loss"], "train_sensitive_loss": tr["sensitive_loss"],
-                         "train_nonsensitive_loss": tr["nonsensitive_loss"],
-                         "eval_split": self.eval_split_name, "eval_loss": ev["loss"],
-                         "eval_sensitive_loss": ev["sensitive_loss"],
-                         "eval_nonsensitive_loss": ev["nonsensitive_loss"]})
-            line["measurements"] = self._measure(raw)
-            line["retention_loss"] = self._retention(raw)
-            if cfg.retention_mc or cfg.lm_eval_tasks:
-                line["benchmarks"] = self._benchmarks(raw)
-            line["influence"] = self._influence(raw)
+            shared = self._base_measurement() if epoch == 0 else None
+            if shared is not None:
+                measurements, retention, shared_from = shared
+            else:
+                measurements, retention, shared_from = self._measure(raw), self._retention(raw), None
+            extra = dict(benchmarks=self._benchmarks(raw) if (self.config.retention_mc or self.config.lm_eval_tasks)
+                         else None, influence=self._influence(raw))
         finally:
             raw.train(was)
             if runner.private is not None:
                 runner.private.enable_hooks()
-        line["privacy"] = self._privacy()
-        line["costs"] = self._costs()
-        line["eval_seconds"] = time.perf_counter() - t
-        line["elapsed_s"] = time.time() - self.t0
-        for key in ("train_loss", "eval_loss"):
-            v = line.get(key)
-            if v is not None and not math.isfinite(v):
-                self._append_metrics(line)
-                self.last_metrics = line
-                raise Diverged(f"non-finite {key} ({v}) at evaluation of epoch {epoch}")
-        self._append_metrics(line)
-        self.last_metrics = line
+        em = EpochMetrics(epoch=epoch, step=runner.steps, privacy=self._privacy(), measurements=measurements,
+                          retention_loss=retention, costs=self._costs(), eval_seconds=time.perf_counter() - t,
+                          elapsed_s=time.time() - self.t0, shared_from=shared_from,
+                          train_loss=getattr(self, "epoch_train_loss", None) if epoch else None, **extra)
+        self.epochs.append(em)
+        write_record(self.out, self._record(RunStatus.RUNNING, None))
+        util = em.metric("utility_loss")
+        if isinstance(util, float) and not math.isfinite(util):
+            raise Diverged(f"non-finite utility loss ({util}) at evaluation of epoch {epoch}")
+
+    def _base_cache(self) -> BaseCache | None:
+        cfg = self.config
+        if cfg.base_cache is None:
+            return None
+        identity = {"model": cfg.model, "dtype": cfg.dtype, "data": self.components["data_sha256"],
+                    "max_length": cfg.max_length, "measure": measure_kwargs(cfg),
+                    "max_records": cfg.extra.get("measure_kwargs", {}).get("max_records"),
+                    "max_train_records": cfg.max_train_records, "retention": cfg.retention,
+                    "retention_max_tokens": cfg.retention_max_tokens, "device": self.device.type}
+        return BaseCache(cfg.base_cache, identity)
+
+    def _base_measurement(self):
+        """Epoch 0, the base model: from the shared cache (computed here by the first run that needs it), or
+        measured here without a cache. Keeps the base's per-token log-probs for the gains of later epochs."""
+        from lowrankdp.measure import model_logprobs
+
+        cfg = self.config
+        if not cfg.measure or cfg.lora_b_init_std > 0:
+            return None  # a non-zero initial B makes epoch 0 differ from the base model
+        raw = self.runner.raw_model
+        cache = self._base_cache()
+        if cache is None:
+            self.base_logprobs = model_logprobs(raw, self.inputs, batch_size=cfg.measure_batch_size, device=self.device)
+            return self._measure(raw), self._retention(raw), None
+        with cache.locked():
+            hit = cache.load()
+            if hit is None:
+                lp = model_logprobs(raw, self.inputs, batch_size=self.config.measure_batch_size, device=self.device)
+                self.base_logprobs = lp
+                entry = {"measurements": self._measure(raw), "retention_loss": self._retention(raw)}
+                cache.store(entry, lp)
+                return entry["measurements"], entry["retention_loss"], None
+        entry, self.base_logprobs = hit
+        return entry["measurements"], entry["retention_loss"], cache.json.name
+
+    def _resume_base_logprobs(self) -> None:
+        """A resumed run still reports gains over the base: the base's log-probs from the cache, or scored now
+        (the model still has its base weights: the checkpoint is loaded after this)."""
+        from lowrankdp.measure import model_logprobs
+
+        cfg = self.config
+        if not cfg.measure or cfg.lora_b_init_std > 0:
+            return
+        cache = self._base_cache()
+        hit = cache.load() if cache is not None else None
+        self.base_logprobs = hit[1] if hit is not None else model_logprobs(
+            self.runner.raw_model, self.inputs, batch_size=cfg.measure_batch_size, device=self.device)
 
     def _measure(self, raw) -> dict[str, Any] | None:
-        cfg = self.config
-        if not cfg.measure:
+        if not self.config.measure:
             return None
-        try:
-            from lowrankdp.measure import measure_all
-        except ImportError as exc:
-            self.components["measure"] = f"unavailable: {exc}"
-            return {"skipped": f"lowrankdp.measure not importable: {exc}"}
-        self.components["measure"] = "lowrankdp.measure.measure_all"
-        kw = dict(batch_size=cfg.measure_batch_size, max_length=cfg.max_length, device=self.device,
-                  exposure_max_candidates=cfg.exposure_max_candidates, progress=False, seed=cfg.seed)
-        for k in ("max_records", "n_bootstrap", "exposure_sample_size"):
-            if k in cfg.extra.get("measure_kwargs", {}):
-                kw[k] = cfg.extra["measure_kwargs"][k]
-        try:
-            return measure_all(raw, self.tokenizer, self.dataset, **kw)
-        except (torch.OutOfMemoryError, Diverged):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a broken measurement must not kill a long run
-            return {"error": f"{type(exc).__name__}: {exc}"}
+        from lowrankdp.measure import measure_all
 
-    def _retention(self, raw) -> float | dict | None:
-        cfg = self.config
-        if not cfg.retention:
+        return measure_all(raw, self.tokenizer, inputs=self.inputs, device=self.device,
+                           base_logprobs=getattr(self, "base_logprobs", None), **measure_kwargs(self.config))
+
+    def _retention(self, raw) -> float | None:
+        if not self.config.retention:
             return None
-        try:
-            from lowrankdp.models import retention_loss
-        except ImportError as exc:
-            return {"skipped": f"lowrankdp.models not importable: {exc}"}
-        try:
-            return float(retention_loss(raw, self.tokenizer, max_tokens=cfg.retention_max_tokens))
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            return {"error": f"{type(exc).__name__}: {exc}"}
+        from lowrankdp.models import retention_loss
+
+        return float(retention_loss(raw, self.tokenizer, max_tokens=self.config.retention_max_tokens))
 
     def _benchmarks(self, raw) -> dict[str, Any]:
         """Knowledge retention by accuracy: the local multiple-choice task and, where installed,
         lm-evaluation-harness tasks (``lowrankdp.models``)."""
+        from lowrankdp.models import lm_eval_available, multiple_choice_accuracy, run_lm_eval
+
         cfg = self.config
         out: dict[str, Any] = {}
-        try:
-            from lowrankdp.models import lm_eval_available, multiple_choice_accuracy, run_lm_eval
-        except ImportError as exc:
-            return {"skipped": f"lowrankdp.models not importable: {exc}"}
         if cfg.retention_mc:
-            try:
-                out["mc_accuracy"] = float(multiple_choice_accuracy(raw, self.tokenizer))
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                out["mc_accuracy"] = {"error": f"{type(exc).__name__}: {exc}"}
+            out["mc_accuracy"] = float(multiple_choice_accuracy(raw, self.tokenizer))
         if cfg.lm_eval_tasks:
-            if not lm_eval_available():
-                out["lm_eval"] = {"skipped": "lm-evaluation-harness (lm_eval) is not installed"}
-            else:
-                try:
-                    out["lm_eval"] = run_lm_eval(raw, self.tokenizer, cfg.lm_eval_tasks)
-                except torch.OutOfMemoryError:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    out["lm_eval"] = {"error": f"{type(exc).__name__}: {exc}"}
+            out["lm_eval"] = (run_lm_eval(raw, self.tokenizer, cfg.lm_eval_tasks) if lm_eval_available()
+                              else {"skipped": "lm-evaluation-harness (lm_eval) is not installed"})
         return out
 
     def _influence(self, raw) -> dict[str, Any] | None:
@@ -574,62 +574,17 @@ class _Run:
 
         if self.config.influence_samples == 0 or not self.influence_layers:
             return None
-        ids = self.enc_train.input_ids[self.influence_idx].to(self.device)
-        att = self.enc_train.attention_mask[self.influence_idx].to(self.device)
+        ids = self.train_ids[self.influence_idx].to(self.device)
+        att = self.train_att[self.influence_idx].to(self.device)
         return measure_influence(raw, self.influence_layers, self.influence_A, ids, att,
                                  rank=self.config.rank, subspace_kind=self.influence_kind)
 
-    def _privacy(self) -> dict[str, Any]:
-        cfg = self.config
-        if not cfg.is_dp:
-            return {"epsilon": float("inf"), "delta": None, "mechanism": "none (no noise)"}
+    def _privacy(self):
         priv = self.runner.private
-        steps = self.runner.steps
-        proj = self.runner.setup.projection
-        info: dict[str, Any] = {
-            "delta": cfg.delta, "steps": steps, "sampling_rate": priv.sample_rate,
-            "noise_multiplier": cfg.noise_multiplier, "max_grad_norm": cfg.max_grad_norm,
-            "accountant": cfg.accountant, "sampling": "poisson", "neighboring": "add_remove",
-            "privacy_unit": "token (per-token clipping: ε does not protect a record)" if cfg.clip_unit == "token"
-            else "record (sequence)",
-            "projection": proj.mode if proj is not None else "none",
-        }
-        kw = dict(noise_multiplier=cfg.noise_multiplier, sampling_rate=priv.sample_rate, steps=steps,
-                  delta=cfg.delta, accountant=cfg.accountant)
-        if proj is not None:
-            info["d"] = sorted({d_in for (_o, d_in) in proj.dims.values()})
-            info["r"] = cfg.rank
-            kw.update(projection=proj.mode, d=[d_in for (_o, d_in) in proj.dims.values()], r=cfg.rank)
-        if steps == 0:
-            info["epsilon"], info["source"] = 0.0, "no step taken"
-        else:
-            from lowrankdp import accounting
-
-            try:
-                info["epsilon"] = float(accounting.epsilon(**kw))
-                info["source"] = "lowrankdp.accounting.epsilon"
-            except Exception as exc:  # noqa: BLE001 - record, do not invent
-                info["epsilon"], info["source"] = None, f"lowrankdp.accounting.epsilon failed: {exc}"
-        if proj is not None and proj.mode == "fixed":
-            from lowrankdp.accounting import FIXED_PROJECTION_ASSUMPTION
-
-            info["assumption"] = FIXED_PROJECTION_ASSUMPTION
-            info["warning"] = (
-                "the fixed-projection epsilon assumes rank-one per-example gradients whose projected side is "
-                "independent of A; a record of k > 1 tokens gives a gradient spanning up to k input directions and "
-                "hidden layers' inputs depend on the training, so here the number is NOT a guarantee "
-                "(theory.md §4.4); the fresh-projection epsilon has no such caveat")
-        elif proj is not None:
-            try:
-                from lowrankdp.accounting.events import FRESH_PROJECTION_ASSUMPTION
-                info["assumption"] = FRESH_PROJECTION_ASSUMPTION
-            except ImportError:
-                pass
-        if steps > 0:
-            # opacus's own accountant (no projection credit) as a cross-check
-            info["opacus_epsilon_no_projection"] = priv.opacus_epsilon(cfg.delta)
-            info["opacus_accountant"] = priv.opacus_accountant
-        return info
+        return privacy_block(self.config, steps=self.runner.steps,
+                             sampling_rate=priv.sample_rate if priv is not None else None,
+                             projection=self.runner.setup.projection, span_dim=self.span_dim,
+                             calibrated=self.calibrated)
 
     def _costs(self) -> dict[str, Any]:
         cfg = self.config
@@ -638,62 +593,32 @@ class _Run:
         tokens_per_step = cs["tokens"] / max(cs["steps"] - cs["empty_steps"], 1) if cs["steps"] else None
         analytic = analytic_flops_per_token(
             cfg.method, self.n_params, rank=cfg.rank,
-            projected_dims=list(proj.dims.values()) if proj is not None else None,
-            tokens_per_step=tokens_per_step)
+            projected_dims=list(proj.dims.values()) if proj is not None else None, tokens_per_step=tokens_per_step)
         fs = cs["flops_step"]
+        priv = self.runner.private
         return {
-            "device": str(self.device),
-            "dtype": cfg.dtype,
-            "N_matmul_params": self.n_params,
+            "device": str(self.device), "dtype": cfg.dtype, "N_matmul_params": self.n_params,
             "trainable_params": int(sum(p.numel() for p in self.runner.model.parameters() if p.requires_grad)),
-            "steps": cs["steps"],
-            "empty_steps": cs["empty_steps"],
-            "tokens": cs["tokens"],
-            "records": cs["records"],
+            "steps": cs["steps"], "empty_steps": cs["empty_steps"], "tokens": cs["tokens"], "records": cs["records"],
             "train_seconds": cs["train_seconds"],
             "step_time_mean_s": cs["timed_seconds"] / cs["timed_steps"] if cs["timed_steps"] else None,
             "tokens_per_s": cs["tokens"] / cs["train_seconds"] if cs["train_seconds"] > 0 else None,
-            "analytic_formula": ANALYTIC_FORMULA[cfg.method],
-            "analytic_flops_per_token": analytic,
-            "analytic_flops_total": analytic * cs["tokens"],
-            "measured_flops_step": fs,
+            "analytic_formula": ANALYTIC_FORMULA[cfg.method], "analytic_flops_per_token": analytic,
+            "analytic_flops_total": analytic * cs["tokens"], "measured_flops_step": fs,
             "measured_flops_per_token": (fs["flops"] / fs["tokens"]) if fs and fs["tokens"] else None,
             "peak_memory": peak_memory(self.device),
-            "grad_sample_mode": self.runner.private.mode if self.runner.private is not None else None,
+            "grad_sample_mode": priv.mode if priv is not None else None,
+            "grad_sample_mode_reason": priv.mode_reason if priv is not None else None,
         }
-
-    def _append_metrics(self, line: dict[str, Any]) -> None:
-        from lowrankdp.cli import _to_jsonable
-
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_to_jsonable(line)) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def _truncate_metrics(self, epoch: int) -> None:
-        f = self.out / "metrics.jsonl"
-        if not f.is_file():
-            return
-        keep = []
-        for line in f.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line).get("epoch", 0) <= epoch:
-                    keep.append(line)
-            except json.JSONDecodeError:  # a torn last line from a crash
-                continue
-        atomic_write_text(f, "".join(k + "\n" for k in keep))
-        if keep:
-            self.last_metrics = json.loads(keep[-1])
 
     # --------------------------------------------------------------------------------- model export
     def _remove_exports(self) -> None:
-        """A run started from scratch in an existing directory must not leave an older run's model behind."""
-        import shutil
-
-        from .export import MODEL_DIR
+        """A run started from scratch in an existing run directory must not leave an older run's model behind
+        (only folders the engine's export wrote: they carry its marker file)."""
+        from .export import EXPORT_INFO_FILE, MODEL_DIR
 
         for p in [self.out / MODEL_DIR, *self.out.glob(f"{MODEL_DIR}_epoch_*")]:
-            if p.is_dir() and not p.is_symlink():
+            if p.is_dir() and not p.is_symlink() and (p / EXPORT_INFO_FILE).is_file():
                 shutil.rmtree(p)
 
     def _export_model(self) -> None:
@@ -703,7 +628,6 @@ class _Run:
 
         info = {"run_dir": str(self.out), "epoch": self.epoch, "steps": self.runner.steps,
                 "source": "final in-memory model of the run"}
-        t = time.perf_counter()
         try:
             export_params(self.config, self._state_params(), self.out / MODEL_DIR, info=info)
         except Exception as exc:  # noqa: BLE001 - training succeeded; record why the export did not
@@ -711,13 +635,11 @@ class _Run:
                               "retry with lowrankdp.finetune.export_model(run_dir)")
             return
         self.model_dir = MODEL_DIR
-        self.model_export = {**info, "seconds": time.perf_counter() - t}
 
     # --------------------------------------------------------------------------------- checkpoints
     def _state_params(self) -> dict[str, torch.Tensor]:
         raw = self.runner.raw_model
-        return {n: p.detach().cpu().clone() for n, p in raw.named_parameters()
-                if p.requires_grad or "lora_" in n}
+        return {n: p.detach().cpu().clone() for n, p in raw.named_parameters() if p.requires_grad or "lora_" in n}
 
     def _checkpoint(self, epoch: int) -> None:
         cfg = self.config
@@ -725,30 +647,26 @@ class _Run:
             return
         priv = self.runner.private
         state = {
-            "epoch": epoch,
-            "steps": self.runner.steps,
-            "params": self._state_params(),
+            "epoch": epoch, "steps": self.runner.steps, "params": self._state_params(),
             "optimizer": self.runner.base_optimizer.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
             "private": None if priv is None else {"steps": priv.steps, "history": priv.accountant_state(),
                                                   "noise_generator": priv.noise_generator.get_state()},
-            "projection": None if self.runner.setup.projection is None else
-            self.runner.setup.projection.state_dict(),
+            "projection": None if self.runner.setup.projection is None else self.runner.setup.projection.state_dict(),
             "cost_state": dict(self.cost_state),
             "epoch_train_loss": getattr(self, "epoch_train_loss", None),
         }
         path = self.out / CKPT_DIR / f"epoch_{epoch:04d}.pt"
-        atomic_torch_save(state, path)
+        save_checkpoint(state, path)
         if cfg.checkpoint == "last":
             for p in (self.out / CKPT_DIR).glob("epoch_*.pt"):
                 if p != path:
                     p.unlink()
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        raw = self.runner.raw_model
-        named = dict(raw.named_parameters())
+        state = load_checkpoint(path)
+        named = dict(self.runner.raw_model.named_parameters())
         with torch.no_grad():
             for n, v in state["params"].items():
                 if n not in named:
@@ -759,7 +677,7 @@ class _Run:
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        random.setstate(_as_tuple(rng["python"]))
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         priv = self.runner.private
@@ -775,8 +693,17 @@ class _Run:
         self.notes.append(f"resumed from {path.name} (epoch {state['epoch']}, step {state['steps']})")
 
 
-def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The metrics.jsonl lines of a run directory, parsed."""
-    f = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
+
+def _pad(input_ids: list[np.ndarray], tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(input_ids, attention_mask)`` tensors of encoded records."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    L = max((a.size for a in input_ids), default=1)
+    ids = torch.full((len(input_ids), max(L, 1)), int(pad_id), dtype=torch.long)
+    att = torch.zeros((len(input_ids), max(L, 1)), dtype=torch.long)
+    for i, a in enumerate(input_ids):
+        ids[i, :a.size] = torch.as_tensor(a)
+        att[i, :a.size] = 1
+    return ids, att

@@ -18,6 +18,7 @@ The folder is written to a temporary directory beside it and renamed into place;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,7 +30,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .checkpoint import CKPT_DIR, atomic_write_json, latest_checkpoint
+from ..results import ResultError, RunStatus, atomic_write_json, read_record, write_record
+from .checkpoint import CKPT_DIR, latest_checkpoint, load_checkpoint
 from .config import FinetuneConfig
 
 __all__ = ["export_model", "export_params", "build_model", "MODEL_DIR", "EXPORT_INFO_FILE"]
@@ -43,11 +45,11 @@ def build_model(config: FinetuneConfig, params: Mapping[str, torch.Tensor], *,
     """``(model, tokenizer)``: the engine's model for ``config`` with ``params`` (checkpoint names) loaded.
 
     The model is the one training used (PEFT-wrapped for LoRA methods), not yet merged."""
-    from .engine import _DTYPES, load_model
+    from .loading import DTYPES, load_model
     from .methods import setup_model
 
     device = torch.device(device)
-    model, tok, _src = load_model(config.model, device=device, dtype=_DTYPES[config.dtype])
+    model, tok, _src = load_model(config.model, device=device, dtype=DTYPES[config.dtype])
     model = setup_model(model, config, generator_seed=config.seed).model
     named = dict(model.named_parameters())
     missing = sorted(set(params) - set(named))
@@ -116,15 +118,16 @@ def export_params(config: FinetuneConfig, params: Mapping[str, torch.Tensor], ou
 
 
 def _read_config(run_dir: Path) -> FinetuneConfig:
-    f = run_dir / "config.json"
-    if not f.is_file():
-        raise ValueError(f"run_dir must be a lowrankdp fine-tuning run directory, got {str(run_dir)!r} "
-                         "(no config.json)")
     try:
-        return FinetuneConfig.from_dict(json.loads(f.read_text(encoding="utf-8")))
+        record = read_record(run_dir)
+    except ResultError as exc:
+        raise ValueError(f"run_dir must be a lowrankdp fine-tuning run directory, got {str(run_dir)!r} ({exc})") from None
+    cfg = {k: v for k, v in record.config.items() if k != "calibrated_noise_multiplier"}
+    try:
+        return FinetuneConfig.from_dict(cfg)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"run_dir must be a lowrankdp fine-tuning run directory, got {str(run_dir)!r} "
-                         f"(config.json is not a FinetuneConfig: {exc})") from exc
+                         f"(its result.json config is not a FinetuneConfig: {exc})") from exc
 
 
 def export_model(run_dir: str | os.PathLike, *, checkpoint: str | int = "last",
@@ -136,11 +139,11 @@ def export_model(run_dir: str | os.PathLike, *, checkpoint: str | int = "last",
     run_dir : a ``lowrankdp.finetune.run`` output directory with ``checkpoints/epoch_NNNN.pt``.
     checkpoint : ``"last"`` (the highest epoch stored) or an epoch number (``checkpoint="all"`` runs
         keep every epoch).
-    out : target folder. Default ``RUN_DIR/model`` for the last checkpoint (then ``summary.json`` of a
+    out : target folder. Default ``RUN_DIR/model`` for the last checkpoint (then ``result.json`` of a
         successful run gets ``"model_dir": "model"``, so ``load_base(RUN_DIR)`` works), else
         ``RUN_DIR/model_epoch_NNNN``.
 
-    The base model is loaded from the run's ``config.json`` ``model`` field (a relative path is read
+    The base model is loaded from the ``model`` field of the run's ``result.json`` config (a relative path is read
     relative to the current directory, as in the run). Raises ``ValueError`` when there is no such
     checkpoint.
     """
@@ -160,7 +163,7 @@ def export_model(run_dir: str | os.PathLike, *, checkpoint: str | int = "last",
                              f"holds {', '.join(have)}")
     else:
         raise ValueError(f"checkpoint must be 'last' or an epoch number >= 1, got {checkpoint!r}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
     default = epoch == latest[0]
     if out is None:
         out = run_dir / (MODEL_DIR if default else f"{MODEL_DIR}_epoch_{epoch:04d}")
@@ -168,11 +171,8 @@ def export_model(run_dir: str | os.PathLike, *, checkpoint: str | int = "last",
     info = {"run_dir": str(run_dir), "epoch": int(state.get("epoch", epoch)), "steps": state.get("steps"),
             "source": f"{CKPT_DIR}/{path.name}"}
     export_params(config, state["params"], out, info=info)
-    summary_f = run_dir / "summary.json"
-    if default and summary_f.is_file() and out.resolve() == (run_dir / MODEL_DIR).resolve():
-        summary = json.loads(summary_f.read_text(encoding="utf-8"))
-        if summary.get("status") == "ok":
-            summary["model_dir"] = MODEL_DIR
-            summary["model_export"] = info
-            atomic_write_json(summary_f, summary)
+    if default and out.resolve() == (run_dir / MODEL_DIR).resolve():
+        record = read_record(run_dir)
+        if record.status == RunStatus.OK and record.model_dir != MODEL_DIR:
+            write_record(run_dir, dataclasses.replace(record, model_dir=MODEL_DIR))
     return out

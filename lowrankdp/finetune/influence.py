@@ -1,11 +1,11 @@
-"""Influence of one training record under a low-rank projection ([RPUE] Thm 1; theory.md §1).
+"""Influence of one training record under a low-rank projection ([RPUE] Thm 1; docs/theory.md §1).
 
 For each sampled training record and each adapted weight ``W`` (``d_out x d_in``), the per-example
 full-space gradient ``G = ∂L/∂W`` (loss = the record's mean next-token loss) is split into the part
 inside the LoRA subspace — the row space of ``A`` (``r x d_in``), projector ``P_A = Aᵀ(AAᵀ)⁻¹A`` —
 and the rest: ``‖G P_A‖_F ≤ ‖G‖_F`` always ([RPUE] Thm 1: deterministic shrinkage).
 
-Reference law [derived, theory.md §1]: for a projection independent of the example and a rank-one
+Reference law [derived, docs/theory.md §1]: for a projection independent of the example and a rank-one
 gradient, the retained fraction ``‖G P_A‖²/‖G‖²`` is Beta(r/2, (d−r)/2) (mean r/d). A sequence gives a
 gradient of rank up to its length, and the retained fraction is then a weighted average of such Betas
 (less spread, same mean); after training, LoRA's ``A`` is no longer independent of the data (LoRA-FA's

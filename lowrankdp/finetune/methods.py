@@ -4,11 +4,14 @@
 |---|---|
 | fft, dp-sgd | every parameter |
 | lora, dp-lora | PEFT ``lora_A`` and ``lora_B`` of the target modules |
-| lora-fa | ``lora_B`` only; ``lora_A`` frozen with i.i.d. N(0, 1/r) entries set here ([LRP]; theory.md §5) |
-| compressed-dp-sgd | the weight matrices of the target modules (everything else frozen, so the projected-Gaussian accountant's assumption "every trained parameter is projected" holds; theory.md §4.2) |
+| lora-fa, dp-lora-fa | ``lora_B`` only; ``lora_A`` frozen with i.i.d. N(0, 1/r) entries set here ([LRP]; docs/theory.md §5) |
+| dp-sgd-targets | the weight matrices of the target modules, no projection (compressed DP-SGD's matched baseline) |
+| compressed-dp-sgd | the weight matrices of the target modules (everything else frozen, so the projected-Gaussian accountant's assumption "every trained parameter is projected" holds; docs/theory.md §4.2) |
 
-The base model must already be on its device when :func:`setup_model` is called: opacus issue #820
-(DP-LoRA silently broken if the model is moved after ``get_peft_model``).
+The table of what each method is lives in :mod:`lowrankdp.methods`; this module implements it.
+
+The base model must already be on its device when :func:`setup_model` is called (Opacus bug https://github.com/pytorch/opacus/issues/820:
+DP-LoRA is silently broken if the model is moved after ``get_peft_model``).
 """
 
 from __future__ import annotations
@@ -41,13 +44,13 @@ def adapted_linears(model: nn.Module, targets: tuple[str, ...]) -> dict[str, nn.
             if isinstance(m, nn.Linear) and m is not head and n.split(".")[-1] in targets}
 
 
-def check_rank(method: str, rank: int, layers: dict[str, nn.Linear], targets: tuple[str, ...]) -> None:
+def check_rank(spec, rank: int, layers: dict[str, nn.Linear], targets: tuple[str, ...]) -> None:
     if not layers:
         raise ValueError(f"target_modules must match at least one Linear layer of the model, got {targets!r}")
     for name, lin in layers.items():
-        limit = lin.in_features if method == "compressed-dp-sgd" else min(lin.in_features, lin.out_features)
+        limit = lin.in_features if spec.projection else min(lin.in_features, lin.out_features)
         if rank > limit:
-            what = "input dimension" if method == "compressed-dp-sgd" else "min(d_in, d_out)"
+            what = "input dimension" if spec.projection else "min(d_in, d_out)"
             raise ValueError(f"rank must be <= the {what} of every adapted layer, got rank={rank} but layer "
                              f"{name!r} is {lin.out_features}x{lin.in_features}")
 
@@ -56,7 +59,7 @@ def check_rank(method: str, rank: int, layers: dict[str, nn.Linear], targets: tu
 class ProjectionState:
     """Random rank-r projections for compressed DP-SGD: per weight ``W`` (d_out x d_in), ``A`` (r x d_in) with
     N(0, 1/r) entries; the noised gradient ``G`` becomes ``G AᵀA`` (= ``M(V+E)`` with ``M = AᵀA``, a Wishart
-    matrix with E[M] = I: theory.md §4, mechanism M2). Post-processing of ``A(V+E)``, so the projected-Gaussian
+    matrix with E[M] = I: docs/theory.md §4, mechanism M2). Post-processing of ``A(V+E)``, so the projected-Gaussian
     accountant applies. ``fresh``: new A every step; ``fixed``: one A per matrix for the whole run."""
 
     mode: str
@@ -91,7 +94,7 @@ class ProjectionState:
 
     @property
     def d(self) -> int:
-        """Accountant dimension: the smallest projected input dimension (worst case, theory.md §4.2)."""
+        """Accountant dimension: the smallest projected input dimension (worst case, docs/theory.md §4.2)."""
         return min(int(p.shape[1]) for p in self.params.values())
 
     def state_dict(self) -> dict[str, Any]:
@@ -127,20 +130,21 @@ def lora_pairs(model: nn.Module) -> dict[str, tuple[nn.Parameter, nn.Parameter, 
 def setup_model(model: nn.Module, config, *, generator_seed: int) -> MethodSetup:
     """Freeze/unfreeze and wrap ``model`` (already on its device) for ``config.method``."""
     method = config.method
+    spec = config.spec
     targets = config.target_modules or default_target_modules(model)
     layers = adapted_linears(model, targets)
-    if method in ("lora", "lora-fa", "dp-lora", "compressed-dp-sgd"):
-        check_rank(method, config.rank, layers, targets)
+    if spec.uses_rank:
+        check_rank(spec, config.rank, layers, targets)
     adapted = {n: (m.out_features, m.in_features) for n, m in layers.items()}
     gen = torch.Generator(device="cpu").manual_seed(generator_seed)
     notes: list[str] = []
 
-    if method in ("fft", "dp-sgd"):
+    if spec.trains == "all":
         for p in model.parameters():
             p.requires_grad_(True)
         return MethodSetup(model, targets, adapted, None, notes)
 
-    if method == "compressed-dp-sgd":
+    if spec.trains == "target_matrices":
         for p in model.parameters():
             p.requires_grad_(False)
         params = {}
@@ -149,6 +153,8 @@ def setup_model(model: nn.Module, config, *, generator_seed: int) -> MethodSetup
             params[n + ".weight"] = m.weight
             if m.bias is not None:
                 notes.append("biases of target layers are frozen (only projected matrices train)")
+        if not spec.projection:
+            return MethodSetup(model, targets, adapted, None, sorted(set(notes)))
         dev = next(iter(params.values())).device
         pgen = torch.Generator(device=dev).manual_seed(generator_seed + 1)
         proj = ProjectionState(config.projection, config.rank, params, pgen)
@@ -166,13 +172,13 @@ def setup_model(model: nn.Module, config, *, generator_seed: int) -> MethodSetup
     pairs = lora_pairs(pmodel)
     with torch.no_grad():
         for name, (A, B, _, _) in pairs.items():
-            if method == "lora-fa":
-                # entries N(0, 1/r): std 1/sqrt(r) (theory.md §5: PEFT's inits do not give variance 1/r)
+            if spec.adapters == "lora-fa":
+                # entries N(0, 1/r): std 1/sqrt(r) (docs/theory.md §5: PEFT's inits do not give variance 1/r)
                 A.copy_((torch.randn(A.shape, generator=gen) / config.rank ** 0.5).to(A.dtype))
                 A.requires_grad_(False)
             if config.lora_b_init_std > 0:
                 B.copy_((torch.randn(B.shape, generator=gen) * config.lora_b_init_std).to(B.dtype))
-    if method == "lora-fa":
+    if spec.adapters == "lora-fa":
         notes.append("lora_A frozen with i.i.d. N(0, 1/r) entries (set by lowrankdp, not PEFT's init)")
     if config.lora_b_init_std > 0:
         notes.append(f"lora_B initialised N(0, {config.lora_b_init_std}^2) (test option; PEFT default is 0)")

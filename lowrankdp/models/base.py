@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .presets import PRESETS, preset_config
-from .tiny import DEFAULT_RECIPE, TinyRecipe, build_tiny
+from .recipe import DEFAULT_RECIPE, TinyRecipe
+from .tiny import build_tiny, check_cached_model, corrupt_message
 
 __all__ = ["load_base", "load_tiny_tokenizer", "describe_base", "resolve_run_dir", "BUILTIN_NAMES"]
 
-_RUN_CONFIG_KEYS = ("method", "data", "out_dir")  # fields of a FinetuneConfig that no HF config.json has
 
 BUILTIN_NAMES = ("tiny", *PRESETS)
 
@@ -52,7 +52,32 @@ def load_tiny_tokenizer(*, cache_dir=None, recipe: TinyRecipe = DEFAULT_RECIPE):
     """The embedded tokenizer alone (builds the tiny model first if it is not cached)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(build_tiny(recipe, cache_dir=cache_dir))
+    path = build_tiny(recipe, cache_dir=cache_dir)
+    check_cached_model(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # any failure to parse a cached file means the cache entry is corrupt
+        raise ValueError(corrupt_message(path, _first_line(exc))) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _load_tiny(*, cache_dir, device, dtype):
+    from transformers import AutoTokenizer, GPTNeoXForCausalLM
+
+    path = build_tiny(cache_dir=cache_dir)
+    check_cached_model(path)
+    try:
+        model = GPTNeoXForCausalLM.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # truncated safetensors, bad JSON, ...: the cache entry is corrupt
+        raise ValueError(corrupt_message(path, _first_line(exc))) from exc
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer
 
 
 def _load_preset(name: str, *, cache_dir, device, dtype, seed: int):
@@ -107,40 +132,32 @@ def _from_pretrained(name: str, *, device, dtype):
     return model, tokenizer
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def resolve_run_dir(path: str | os.PathLike) -> Path | None:
     """The exported model folder of a fine-tuning run directory; ``None`` if ``path`` is not a run directory.
 
-    A run directory is a folder whose ``config.json`` is a ``FinetuneConfig`` (``method``, ``data``,
-    ``out_dir`` fields). Raises ``ValueError`` when it is one but has no loadable model: no
-    ``summary.json`` (still running or killed), status ``"failed"``, or no exported model folder
-    (``checkpoint="none"``, a run made before runs exported their model, or a failed export)."""
+    A run directory holds a ``result.json`` (:mod:`lowrankdp.results`). Raises ``ValueError`` when it is one but
+    has no loadable model: the result is unreadable or unfinished (the run is still going or was killed), the run
+    failed, or it has no exported model folder (``checkpoint="none"``, or a failed export)."""
+    from ..results import RESULT_FILE, ResultError, RunStatus, read_record
+
     run = Path(path).expanduser()
-    if not (run / "config.json").is_file():
+    if not (run / RESULT_FILE).is_file():
         return None
-    cfg = _read_json(run / "config.json")
-    if not isinstance(cfg, dict) or not all(k in cfg for k in _RUN_CONFIG_KEYS):
-        return None
-    where = f"fine-tuning run {os.fspath(path)!r} ({cfg.get('method')})"
-    summary = _read_json(run / "summary.json")
-    if not isinstance(summary, dict):
-        raise ValueError(f"cannot load model from {where}: it has no readable summary.json "
-                         "(the run is still going, or was killed before it finished)")
-    if summary.get("status") != "ok":
+    try:
+        rec = read_record(run)
+    except ResultError as exc:
+        raise ValueError(f"cannot load model from fine-tuning run {os.fspath(path)!r}: {exc}") from None
+    where = f"fine-tuning run {os.fspath(path)!r} ({rec.method})"
+    if not rec.finished:
+        raise ValueError(f"cannot load model from {where}: the run has not finished (still going, or killed)")
+    if rec.status != RunStatus.OK:
         raise ValueError(f"cannot load model from {where}: the run failed "
-                         f"({summary.get('reason') or 'no reason recorded'}); there is no final model")
-    model_dir = summary.get("model_dir")
-    if not model_dir or not (run / model_dir / "config.json").is_file():
+                         f"({rec.reason or 'no reason recorded'}); there is no final model")
+    if not rec.model_dir or not (run / rec.model_dir / "config.json").is_file():
         raise ValueError(f"cannot load model from {where}: it has no exported model folder (checkpoint='none', "
-                         "a run made before runs exported their model, or a failed export). Export it from its "
-                         f"last checkpoint with lowrankdp.finetune.export_model({os.fspath(path)!r})")
-    return run / model_dir
+                         "or a failed export). Export it from its last checkpoint with "
+                         f"lowrankdp.finetune.export_model({os.fspath(path)!r})")
+    return run / rec.model_dir
 
 
 def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, device=None, dtype=None,
@@ -165,15 +182,7 @@ def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, devic
     name = os.fspath(name_or_path)
     dtype = _dtype(dtype)
     if name == "tiny":
-        from transformers import AutoTokenizer, GPTNeoXForCausalLM
-
-        path = build_tiny(cache_dir=cache_dir)
-        model = GPTNeoXForCausalLM.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        if device is not None:
-            model = model.to(device)
-        model.eval()
-        return model, tokenizer
+        return _load_tiny(cache_dir=cache_dir, device=device, dtype=dtype)
     if name in PRESETS:
         return _load_preset(name, cache_dir=cache_dir, device=device, dtype=dtype, seed=seed)
     exported = resolve_run_dir(name)
@@ -185,7 +194,8 @@ def load_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None, devic
 def describe_base(name_or_path: str | os.PathLike = "tiny", *, cache_dir=None) -> dict[str, Any]:
     """Metadata without loading weights where possible (used by ``lowrankdp model info``)."""
     from .presets import parameter_count
-    from .tiny import read_metadata, tiny_path
+    from .recipe import tiny_path
+    from .tiny import read_metadata
 
     name = os.fspath(name_or_path)
     if name == "tiny":

@@ -6,6 +6,10 @@ determines its content. A build writes into a temporary sibling directory and re
 place (atomic on one filesystem) while holding ``<kind>-<key>.lock``; readers only ever see a
 missing or a complete directory, so concurrent processes (tests, sweep workers) can call
 :func:`cached_build` freely: one builds, the others wait for the lock and then reuse the result.
+
+A build killed before its rename leaves its temporary directory ``.<kind>-<key>.tmp-<pid>-<random>``
+behind; the next build in the same cache root removes every such directory whose process is gone
+(:func:`remove_stale_builds`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["cache_root", "recipe_key", "cached_build"]
+__all__ = ["cache_root", "recipe_key", "cached_build", "remove_stale_builds"]
 
 _LOCK_TIMEOUT_S = 3600.0
 
@@ -65,22 +69,50 @@ class _FcntlLock:  # pragma: no cover - fallback only
         self.f.close()
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_builds(root: Path) -> list[Path]:
+    """Delete the temporary build directories under ``root`` whose building process no longer exists
+    (``.<name>.tmp-<pid>-<random>``; the pid is that of the builder). Returns the directories removed."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for tmp in root.glob(".*.tmp-*-*"):
+        pid_text = tmp.name.rsplit(".tmp-", 1)[-1].split("-", 1)[0]
+        if not tmp.is_dir() or not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid != os.getpid() and not _process_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def cached_build(root: Path, name: str, build: Callable[[Path], None], *,
-                 marker: str = "lowrankdp_model.json") -> Path:
+                 marker: str = "lowrankdp_model.json", rebuild: bool = False) -> Path:
     """Return ``root/name``, building it first with ``build(tmp_dir)`` if absent.
 
     ``build`` must write the whole artifact into ``tmp_dir``, ``marker`` last or at least
     included. The directory appears under its final name only after ``build`` returned; a build
-    that raises leaves nothing behind.
+    that raises leaves nothing behind. ``rebuild=True`` replaces an existing ``root/name``.
     """
     final = root / name
-    if (final / marker).is_file():
+    if not rebuild and (final / marker).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     with _lock(root / f"{name}.lock"):
-        if (final / marker).is_file():  # built by another process while we waited
+        remove_stale_builds(root)
+        if not rebuild and (final / marker).is_file():  # built by another process while we waited
             return final
-        if final.exists():  # leftover without its marker (should not happen): replace it
+        if final.exists():  # rebuild, or a leftover without its marker: replace it
             shutil.rmtree(final)
         tmp = root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:

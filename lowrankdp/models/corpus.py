@@ -1,8 +1,9 @@
 """Neutral pretraining text for the embedded tiny model, generated deterministically.
 
-The text must contain none of the fine-tuning records (replication.md §4), so it is generated
+The text must contain none of the fine-tuning records (docs/theory.md §8.4), so it is generated
 from our own grammar: customer-service dialogs about opening hours, shipping, returns, product
-care and bookings, plus short generic sentences built from a fixed table of neutral facts
+care, bookings and package tracking (in the ``SYS:``/``USR:`` layout of the fine-tuning dialogs), short
+biographies of made-up people (the layout of the fine-tuning biographies), plus short generic sentences built from a fixed table of neutral facts
 (colours, animal sounds, opposites, counts, a small fictional geography, small sums).
 
 So that the base model knows what digit strings, codes, proper names and addresses look like
@@ -21,9 +22,10 @@ on the generated text.
 IMPORTANT: the generator depends on nothing but this file. It uses its own pseudo-random
 generator (SplitMix64, below) rather than :mod:`random`, and no text shipped with Python or an
 installed package, so the same ``(seed, n_docs)`` gives byte-identical text on every Python
-version and platform. Its SHA-256 is recorded in the tiny model's metadata; changing anything
-here changes that hash, and therefore the cache key of the model (``GENERATOR_VERSION`` is
-bumped as a courtesy).
+version and platform. Its SHA-256 is recorded in the tiny model's metadata. The model's cache key
+holds ``GENERATOR_VERSION`` (not the hash, so that finding a cached model never regenerates the text):
+any change here must bump it, and ``tests/test_models.py`` pins the hash of the default corpus to the
+version so that a change without a bump fails.
 
 The same fact table gives the small multiple-choice task (:func:`multiple_choice_items`), a local
 knowledge-retention probe in the spirit of SciQ/MMLU.
@@ -52,7 +54,7 @@ __all__ = [
     "US_STATE_CODES",
 ]
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # part of the tiny model's cache key: bump on ANY change to the generated text
 _MASK = (1 << 64) - 1
 # Separate streams for the train and held-out splits (different seeds, never overlapping docs
 # by construction of the seed; overlap of short generic sentences is expected and fine).
@@ -519,13 +521,75 @@ def _paragraph(r: SplitMix64) -> str:
     return out
 
 
+_CARRIERS = ["the courier", "our delivery team", "the post", "the van driver", "the local depot"]
+_STATUSES = ["is on its way", "left our warehouse this morning", "is at the local depot",
+             "is out for delivery", "is waiting at the pick-up point", "was handed to the courier"]
+_JOBS = ["baker", "carpenter", "librarian", "teacher", "gardener", "engineer", "nurse", "painter",
+         "accountant", "chef", "pilot", "tailor", "architect", "translator", "pharmacist", "plumber"]
+_FIRMS = ["Works", "Trading", "Studio", "Partners", "Supplies", "Group", "Workshop", "Company"]
+_HOBBIES = ["gardening", "chess", "painting", "hiking", "baking", "birdwatching", "cycling",
+            "knitting", "fishing", "photography", "woodwork", "singing in a choir"]
+
+
+def _firm(r: SplitMix64) -> str:
+    return f"{_surname(r)} {r.choice(_FIRMS)}"
+
+
+def _tracking_dialog(r: SplitMix64) -> str:
+    """A package-tracking dialog in the SYS:/USR: layout of the fine-tuning dialogs, with our own wording and
+    values from this file (names from the syllable generator, codes and addresses that match no fine-tuning
+    format)."""
+    name = _full_name(r)
+    first = name.split()[0]
+    turns = ["SYS: " + r.choice(_GREET_SYS)]
+    turns.append("USR: " + r.choice(["Hello, my package has not arrived yet. Can you track it?",
+                                     f"Hi, this is {name}. I am waiting for a delivery.",
+                                     "I would like to know where my order is."]))
+    asks = [("name", "May I have your full name, please?", f"It is {name}."),
+            ("order", "Could you give me your order code?", f"The order code is {_digit_code(r)}."),
+            ("contact", "Which contact number is on the account?", f"It is {_digit_code(r)}."),
+            ("address", "Please confirm the delivery address.", f"It goes to {_address(r)}.")]
+    for _key, question, answer in r.sample(asks, 2 + r.below(3)):
+        turns.append("SYS: " + question)
+        turns.append("USR: " + answer)
+    turns.append(f"SYS: Thank you, {first}. Your package {r.choice(_STATUSES)} with {r.choice(_CARRIERS)}; "
+                 f"the parcel code is {_alnum_code(r)}. It should arrive within {2 + r.below(9)} business days.")
+    turns.append("USR: " + r.choice(_THANKS_USR))
+    turns.append("SYS: " + r.choice(_BYE_SYS))
+    return "\n".join(turns)
+
+
+def _biography(r: SplitMix64) -> str:
+    """A short biography of a made-up person (name, birthplace and year, job, employer, address, hobby): the
+    layout of the fine-tuning biographies with none of their value formats (no dates, phones, e-mails, IDs)."""
+    name = _full_name(r)
+    first = name.split()[0]
+    year = 1940 + r.below(66)
+    parts = [r.choice([f"{name} was born in {_town(r)} in {year}.",
+                       f"{name} grew up in {_town(r)}, where the family lived from {year}."]),
+             r.choice([f"{first} works as a {r.choice(_JOBS)} at {_firm(r)}.",
+                       f"After school, {first} joined {_firm(r)} as a {r.choice(_JOBS)}."]),
+             r.choice([f"{first} lives at {_address(r)}.", f"These days {first} lives in {_town(r)}."]),
+             r.choice([f"In free time {first} enjoys {r.choice(_HOBBIES)}.",
+                       f"{first} has a keen interest in {r.choice(_HOBBIES)}."])]
+    if r.chance(40):
+        parts.append(f"{first}'s member code is {_code(r)}.")
+    order = r.sample(range(1, len(parts)), len(parts) - 1)
+    return " ".join([parts[0]] + [parts[i] for i in order])
+
+
 def generate_documents(seed: int, n_docs: int) -> Iterator[str]:
-    """Yield ``n_docs`` documents: dialogs (about 40 %, a third of them bookings with names and
-    codes) and paragraphs of generic sentences (half of the paragraphs mix in sentences with
-    numbers, codes, names and addresses)."""
+    """Yield ``n_docs`` documents: package-tracking dialogs (15 %), biographies (15 %), other dialogs (30 %, a third
+    of them bookings with names and codes) and paragraphs of generic sentences (40 %; half of them mix in
+    sentences with numbers, codes, names and addresses)."""
     r = SplitMix64(seed)
     for _ in range(n_docs):
-        if r.chance(40):
+        k = r.below(100)
+        if k < 15:
+            yield _tracking_dialog(r)
+        elif k < 30:
+            yield _biography(r)
+        elif k < 60:
             yield _booking_dialog(r) if r.chance(33) else _dialog(r)
         else:
             yield _paragraph(r)

@@ -1,4 +1,4 @@
-"""Public Pythia shapes with random weights, for efficiency runs at true scale (replication.md §4).
+"""Public Pythia shapes with random weights, for efficiency runs at true scale (docs/theory.md §8.4).
 
 | preset              | layers | hidden | heads | parameters (computed) |
 |---------------------|--------|--------|-------|-----------------------|
@@ -13,13 +13,19 @@ embeddings, 2,048 positions — the published Pythia configurations (EleutherAI/
 
 Speed, memory and FLOPs do not depend on the weight values, so these models measure efficiency
 only; their outputs are noise.
+
+:func:`model_width` gives the hidden size of a model name without building it. This module is torch-free
+(``transformers`` is imported only inside :func:`preset_config`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["PythiaShape", "PRESETS", "preset_config", "parameter_count"]
+__all__ = ["PythiaShape", "PRESETS", "PUBLIC_WIDTHS", "preset_config", "parameter_count", "model_width"]
 
 PYTHIA_VOCAB = 50304
 
@@ -72,3 +78,52 @@ def parameter_count(config) -> int:
     per_layer = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (2 * h * f + f + h)
     embeddings = v * h * (1 if config.tie_word_embeddings else 2)
     return n * per_layer + embeddings + 2 * h
+
+
+#: hidden sizes of the public Pythia checkpoints (EleutherAI/pythia-*, ``config.json``), also under ``-deduped``
+PUBLIC_WIDTHS: dict[str, int] = {
+    "pythia-14m": 128, "pythia-31m": 256, "pythia-70m": 512, "pythia-160m": 768, "pythia-410m": 1024,
+    "pythia-1b": 2048, "pythia-1.4b": 2048, "pythia-2.8b": 2560, "pythia-6.9b": 4096, "pythia-12b": 5120,
+}
+
+
+def _config_width(directory: Path) -> int | None:
+    try:
+        data = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("hidden_size", "n_embd", "d_model"):
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def model_width(name: str | os.PathLike) -> int | None:
+    """Hidden size of a model, known without building it or importing torch; None when it cannot be known.
+
+    Knows ``"tiny"`` (its recipe), the ``*-shape`` presets, the public Pythia hub ids (with or without the
+    ``EleutherAI/`` prefix and ``-deduped``), local model directories (``config.json``: ``hidden_size``,
+    ``n_embd`` or ``d_model``) and fine-tuning run directories (their exported ``model/config.json``).
+    GPT-NeoX attention and MLP matrices are hidden × {1, 3, 4}·hidden, so a LoRA rank above this width
+    cannot be realised on them.
+    """
+    text = os.fspath(name)
+    if text == "tiny":
+        from .recipe import DEFAULT_RECIPE
+
+        return DEFAULT_RECIPE.hidden_size
+    if text in PRESETS:
+        return PRESETS[text].hidden
+    local = Path(text).expanduser()
+    if local.is_dir():
+        width = _config_width(local)
+        return width if width is not None else _config_width(local / "model")
+    public = text.rsplit("/", 1)[-1].lower()
+    if public.endswith("-deduped"):
+        public = public[: -len("-deduped")]
+    if text.count("/") <= 1 and public in PUBLIC_WIDTHS:
+        return PUBLIC_WIDTHS[public]
+    return None

@@ -101,7 +101,7 @@ def stream_loss(model, ids: Sequence[int], *, block_size: int = DEFAULT_BLOCK_SI
 
 def heldout_documents() -> tuple[str, ...]:
     """The held-out documents of the embedded pretraining text (default tiny recipe)."""
-    from .tiny import DEFAULT_RECIPE, tiny_corpus
+    from .recipe import DEFAULT_RECIPE, tiny_corpus
 
     return tiny_corpus(DEFAULT_RECIPE).heldout
 

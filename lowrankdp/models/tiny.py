@@ -6,8 +6,10 @@ rotary embeddings on 25 % of each head's dimensions, parallel attention/MLP resi
 input/output embeddings, MLP 4× hidden) trained with AdamW on random windows of the train split,
 single-threaded on CPU with ``torch.use_deterministic_algorithms(True)``.
 
-The result is cached under ``$LOWRANKDP_CACHE/tiny-<key>`` where ``key`` hashes the recipe, the
-corpus SHA-256 and the torch / transformers / tokenizers versions, in ``save_pretrained`` format
+The result is cached under ``$LOWRANKDP_CACHE/tiny-<key>`` where ``key`` hashes the recipe, the build and
+corpus-generator versions and the torch / transformers / tokenizers versions
+(:func:`lowrankdp.models.recipe.cache_recipe`; finding a cached model never regenerates the corpus), in
+``save_pretrained`` format
 (``AutoModelForCausalLM.from_pretrained(path)`` and ``AutoTokenizer.from_pretrained(path)`` load
 it), with ``lowrankdp_model.json`` (recipe, corpus description and hash, losses, unigram baseline,
 build time, versions) and ``heldout.txt``.
@@ -20,87 +22,58 @@ between machines is reused as is.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import math
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .cache import cache_root, cached_build, recipe_key
-from .corpus import Corpus, make_corpus
+from .cache import cached_build
+from .pretrain import train_causal_lm
+from .recipe import BUILD_VERSION, DEFAULT_RECIPE, TinyRecipe, library_versions, tiny_corpus, tiny_path
 from .retention import stream_loss, token_stream
 
 __all__ = ["TinyRecipe", "DEFAULT_RECIPE", "METADATA_FILE", "tiny_corpus", "build_tiny", "tiny_path",
-           "read_metadata"]
+           "read_metadata", "check_cached_model"]
 
 METADATA_FILE = "lowrankdp_model.json"
-_FORMAT_VERSION = 1  # bump whenever the build code changes the weights (it is part of the cache key)
-
-
-@dataclass(frozen=True)
-class TinyRecipe:
-    """Everything that determines the tiny model (besides library versions)."""
-
-    corpus_seed: int = 0
-    n_train_docs: int = 6000
-    n_heldout_docs: int = 300
-    vocab_size: int = 1792  # BPE target; the trainer may stop earlier when merges run out
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    rotary_pct: float = 0.25
-    max_position_embeddings: int = 512
-    block_size: int = 256
-    batch_size: int = 8
-    steps: int = 260
-    lr: float = 1e-2
-    warmup_steps: int = 16
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-DEFAULT_RECIPE = TinyRecipe()
-
-
-@lru_cache(maxsize=4)
-def tiny_corpus(recipe: TinyRecipe = DEFAULT_RECIPE) -> Corpus:
-    return make_corpus(seed=recipe.corpus_seed, n_train_docs=recipe.n_train_docs,
-                       n_heldout_docs=recipe.n_heldout_docs)
-
-
-def _versions() -> dict[str, str]:
-    import tokenizers
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__}
-
-
-def _full_recipe(recipe: TinyRecipe) -> dict[str, Any]:
-    return {"format": _FORMAT_VERSION, "recipe": recipe.to_dict(),
-            "corpus_sha256": tiny_corpus(recipe).sha256, "versions": _versions()}
-
-
-def tiny_path(recipe: TinyRecipe = DEFAULT_RECIPE, *, cache_dir=None) -> Path:
-    """Where the model of ``recipe`` lives (or will live) in the cache."""
-    return cache_root(cache_dir) / f"tiny-{recipe_key(_full_recipe(recipe))}"
 
 
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The ``lowrankdp_model.json`` of a model directory, or None."""
+    """The ``lowrankdp_model.json`` of a model directory, or None (absent or unreadable)."""
     f = Path(path) / METADATA_FILE
-    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    if not f.is_file():
+        return None
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def check_cached_model(path: Path) -> None:
+    """Raise a one-line ``ValueError`` naming ``path`` and how to rebuild when a cached tiny model is incomplete."""
+    problems = []
+    if read_metadata(path) is None:
+        problems.append(f"{METADATA_FILE} missing or not valid JSON")
+    for name in ("config.json", "tokenizer.json"):
+        f = path / name
+        try:
+            json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            problems.append(f"{name} missing or not valid JSON")
+    if not (path / "model.safetensors").is_file():
+        problems.append("model.safetensors missing")
+    if problems:
+        raise ValueError(corrupt_message(path, "; ".join(problems)))
+
+
+def corrupt_message(path: Path, reason: str) -> str:
+    return (f"cached tiny model {str(path)!r} is corrupt ({reason}); delete that directory and rebuild it "
+            f"with 'lowrankdp model build --rebuild'")
 
 
 @contextmanager
@@ -155,13 +128,6 @@ def _model_config(recipe: TinyRecipe, tokenizer):
     )
 
 
-def _lr_at(step: int, recipe: TinyRecipe) -> float:
-    if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
-    frac = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    return recipe.lr * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
 def _build(recipe: TinyRecipe, out: Path, log, key: str) -> None:
     import torch
     from transformers import GPTNeoXForCausalLM
@@ -179,35 +145,14 @@ def _build(recipe: TinyRecipe, out: Path, log, key: str) -> None:
     with _deterministic_torch():
         torch.manual_seed(recipe.seed)
         model = GPTNeoXForCausalLM(config)
-        model.train()
-        data = torch.tensor(train_ids, dtype=torch.long)
-        gen = torch.Generator().manual_seed(recipe.seed)
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=recipe.lr, betas=(0.9, 0.95), foreach=False)
+        stats = train_causal_lm(model, train_ids, steps=recipe.steps, batch_size=recipe.batch_size,
+                                block_size=recipe.block_size, lr=recipe.lr, warmup_steps=recipe.warmup_steps,
+                                min_lr_ratio=recipe.min_lr_ratio, weight_decay=recipe.weight_decay,
+                                seed=recipe.seed, log=log)
         T = recipe.block_size
-        n_windows = len(train_ids) - T
-        ema = None
-        t1 = time.perf_counter()
-        for step in range(recipe.steps):
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, recipe)
-            starts = torch.randint(0, n_windows, (recipe.batch_size,), generator=gen)
-            batch = torch.stack([data[s:s + T] for s in starts.tolist()])
-            loss = model(input_ids=batch, labels=batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            value = loss.item()
-            ema = value if ema is None else 0.9 * ema + 0.1 * value
-            if log is not None and (step % 20 == 0 or step == recipe.steps - 1):
-                log(f"step {step:4d}/{recipe.steps}  loss {value:.3f}  ({time.perf_counter() - t1:.1f} s)")
-        t_train = time.perf_counter() - t1
         heldout_loss = stream_loss(model, heldout_ids, block_size=T)
         model.eval()
+    value, ema, t_train = stats["train_loss_final"], stats["train_loss_ema"], stats["seconds"]
     unigram = unigram_cross_entropy(train_ids, heldout_ids, len(tokenizer))
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -215,7 +160,7 @@ def _build(recipe: TinyRecipe, out: Path, log, key: str) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     meta = {
         "name": "tiny",
-        "format": _FORMAT_VERSION,
+        "format": BUILD_VERSION,
         "cache_key": key,
         "recipe": recipe.to_dict(),
         "corpus": {**corpus.describe(), "train_tokens": len(train_ids), "heldout_tokens": len(heldout_ids)},
@@ -234,17 +179,19 @@ def _build(recipe: TinyRecipe, out: Path, log, key: str) -> None:
                           "total": round(time.perf_counter() - t0, 2),
                           "total_cpu": round(time.process_time() - c0, 2)},
         "threads": 1,
-        "versions": _versions(),
+        "versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def build_tiny(recipe: TinyRecipe = DEFAULT_RECIPE, *, cache_dir=None, log=None) -> Path:
+def build_tiny(recipe: TinyRecipe = DEFAULT_RECIPE, *, cache_dir=None, log=None, rebuild: bool = False) -> Path:
     """Build (once) and return the cache directory of the tiny model of ``recipe``.
 
-    ``log``: optional callable receiving progress lines (e.g. ``print``).
+    ``log``: optional callable receiving progress lines (e.g. ``print``). ``rebuild``: replace the cached
+    model (e.g. a corrupt one). Finding a cached model costs a hash of the recipe: the corpus is generated
+    only when the model is built.
     """
     path = tiny_path(recipe, cache_dir=cache_dir)
     return cached_build(path.parent, path.name, lambda tmp: _build(recipe, tmp, log, path.name),
-                        marker=METADATA_FILE)
+                        marker=METADATA_FILE, rebuild=rebuild)

@@ -1,4 +1,4 @@
-"""Sweeps and reports: the replication runner (issue 7).
+"""Sweeps and reports: the replication runner.
 
 Core layer: imports without torch. Each run executes ``lowrankdp.finetune.run`` in its own child
 process (``lowrankdp.sweep.worker``), so torch is only imported there.
@@ -14,8 +14,8 @@ See ``docs/sweep.md``.
 from __future__ import annotations
 
 from .config import (
-    METHODS, DatasetSpec, ExecutionSpec, GridSpec, ReportSpec, RunSpec, SweepConfig, available_presets,
-    load_config, load_config_dict, merge_overrides, model_width, run_key,
+    RUNNERS, DatasetSpec, ExecutionSpec, GridSpec, ReportSpec, RunSpec, SweepConfig, available_presets,
+    load_config, load_config_dict, merge_overrides, run_key,
 )
 from .index import RunIndex
 from .runner import EXECUTORS, SweepResult, execute_one, prepare_data, run_sweep
@@ -30,7 +30,7 @@ def write_report(sweep_dir, *, out=None, title=None):
 
 
 __all__ = [
-    "METHODS", "DatasetSpec", "ExecutionSpec", "GridSpec", "ReportSpec", "RunSpec", "SweepConfig",
-    "available_presets", "load_config", "load_config_dict", "merge_overrides", "model_width", "run_key",
+    "RUNNERS", "DatasetSpec", "ExecutionSpec", "GridSpec", "ReportSpec", "RunSpec", "SweepConfig",
+    "available_presets", "load_config", "load_config_dict", "merge_overrides", "run_key",
     "RunIndex", "EXECUTORS", "SweepResult", "execute_one", "prepare_data", "run_sweep", "write_report",
 ]

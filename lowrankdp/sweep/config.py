@@ -1,20 +1,22 @@
 """Typed, validated sweep configurations (peft method-comparison style: one typed config per
 experiment family, small override files on top of a preset).
 
-A sweep is a grid ``methods × models × datasets × ranks × alphas × noise_multipliers × seeds × epochs``.
-Axes a method does not use are collapsed for that method (FFT ignores rank, α and σ; LoRA ignores σ;
-DP-SGD ignores rank and α; compressed DP-SGD ignores α), so the grid never contains two runs that
-would train the same thing.
+A sweep is a grid ``methods × models × datasets × ranks × alphas × (noise_multipliers | target_epsilons) × lrs ×
+seeds × epochs``. Axes a method does not use are collapsed for that method (FFT ignores rank, α and σ; LoRA ignores
+σ; DP-SGD ignores rank and α; compressed DP-SGD ignores α; see ``lowrankdp.methods``), so the grid never contains
+two runs that would train the same thing. ``target_epsilons`` replaces ``noise_multipliers`` for private methods:
+each run's σ is calibrated by the accountant of its method to end at that ε. ``lrs`` (optional) varies the
+learning rate; ``[method.<m>] lrs = [...]`` gives a method its own learning-rate axis.
 
 Config files are TOML (``tomllib``) or YAML (``pyyaml`` where installed) with these tables::
 
     name = "smoke"
     extends = "smoke"          # optional: a preset name or a path (relative to this file)
-    [grid]       methods, models, datasets, ranks, alphas, noise_multipliers, seeds, epochs
+    [grid]       methods, models, datasets, ranks, alphas, noise_multipliers | target_epsilons, lrs, seeds, epochs
     [train]      FinetuneConfig fields shared by every run (lr, batch_size, max_grad_norm, delta, ...)
     [method.<m>] per-method overrides of [train] (e.g. [method.fft] lr = 2.5e-4)
     [datasets.<name>]  generate = "customersim"|"synbio", seed, sizes, canary_repeats  -- or -- path = DIR
-    [execution]  gpus_per_run, cpus_per_run, timeout_s, jobs, runner
+    [execution]  gpus_per_run, cpus_per_run, timeout_s, jobs, runner ("finetune" or "synthetic")
     [report]     projection_ranks, accountant
 
 Every check runs before any training and raises ``ValueError`` naming the field, e.g.
@@ -33,46 +35,56 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._validate import check_choice, check_int, check_real
+from ..methods import METHOD_NAMES, METHODS, check_method
 
 __all__ = [
-    "METHODS",
-    "LORA_METHODS",
-    "DP_METHODS",
-    "RANK_METHODS",
     "DatasetSpec",
     "GridSpec",
     "ExecutionSpec",
     "ReportSpec",
     "SweepConfig",
     "RunSpec",
+    "RUNNERS",
     "PRESETS_DIR",
     "available_presets",
     "load_config",
     "load_config_dict",
     "merge_overrides",
     "run_key",
-    "model_width",
 ]
 
-METHODS: tuple[str, ...] = ("fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd")
-LORA_METHODS = frozenset({"lora", "lora-fa", "dp-lora"})  # use rank and alpha
-RANK_METHODS = frozenset({"lora", "lora-fa", "dp-lora", "compressed-dp-sgd"})  # use rank
-DP_METHODS = frozenset({"dp-sgd", "dp-lora", "compressed-dp-sgd"})  # use noise, clipping, delta
 DATA_KINDS: tuple[str, ...] = ("customersim", "synbio")
 PROJECTIONS: tuple[str, ...] = ("fresh", "fixed")
-# FinetuneConfig fields that only DP methods use; dropped from non-private runs so they do not
-# change the run key of a run they cannot influence.
-_DP_ONLY_TRAIN_FIELDS = frozenset({"max_grad_norm", "projection", "clip_unit", "accountant", "grad_sample_mode"})
+# FinetuneConfig fields that only private methods use; dropped from non-private runs so they do not change the run
+# key of a run they cannot influence.
+_DP_ONLY_TRAIN_FIELDS = frozenset({"max_grad_norm", "projection", "clip_unit", "accountant", "grad_sample_mode",
+                                   "delta"})
 # Fields the sweep sets itself; a [train] table may not set them.
 _RESERVED_TRAIN_FIELDS = frozenset(
-    {"method", "model", "data", "rank", "alpha", "noise_multiplier", "seed", "epochs", "out_dir"}
+    {"method", "model", "data", "rank", "alpha", "noise_multiplier", "target_epsilon", "seed", "epochs", "out_dir",
+     "base_cache", "resume", "overwrite"}
 )
+#: the run functions a sweep may call, by name (never an import path taken from a config file)
+RUNNERS: dict[str, str] = {
+    "finetune": "lowrankdp.finetune:run",
+    "synthetic": "lowrankdp.sweep.synthetic:synthetic_run",  # test-only: writes fake, clearly-marked results
+}
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _check_name(path: str, name: Any) -> str:
+    """A name that becomes part of a path: letters, digits, '_', '.', '-'; not starting with '.'."""
+    if not isinstance(name, str) or not name or name[0] == "." or not set(name) <= _NAME_OK or len(name) > 100:
+        raise ValueError(f"{path} must be 1-100 characters of letters, digits, '_', '.', '-' not starting with '.', "
+                         f"got {name!r}")
+    return name
+
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 # Width (hidden size) of the narrowest adapted layer, for "rank larger than the layer" checks
 # before any model is built. GPT-NeoX attention and MLP matrices are hidden×{1,3,4}·hidden, so
-# a rank above the hidden size cannot be realised. Shapes from replication.md §4.
+# a rank above the hidden size cannot be realised. Shapes from docs/theory.md §8.4.
 _KNOWN_WIDTHS: dict[str, int] = {
     "pythia-70m": 512,
     "pythia-160m": 768,
@@ -239,6 +251,20 @@ class DatasetSpec:
                 f"datasets.{self.name}.path: data directory {self.path} lacks {', '.join(missing)}"
             )
 
+    def train_size(self) -> int | None:
+        """Records in the train split, known before generation (sizes, or the generator's default) or counted."""
+        if self.path is not None:
+            f = Path(self.path) / "train.jsonl"
+            try:
+                with open(f, "rb") as fh:
+                    return sum(1 for line in fh if line.strip())
+            except OSError:
+                return None
+        from ..data.generators import DEFAULT_SIZES
+
+        n = (self.sizes or {}).get("train", DEFAULT_SIZES[self.generate]["train"])
+        return n + self.canary_repeats
+
     def directory(self, sweep_dir: Path) -> Path:
         """Where the runs read this dataset from."""
         if self.path is not None:
@@ -261,6 +287,8 @@ class GridSpec:
     ranks: tuple[int, ...] = (8,)
     alphas: tuple[float, ...] = (8.0,)
     noise_multipliers: tuple[float, ...] = (1.0,)
+    target_epsilons: tuple[float, ...] = ()  # private methods: calibrate σ to each (replaces noise_multipliers)
+    lrs: tuple[float, ...] = ()  # learning-rate axis; empty = each method's lr from [train]/[method.<m>]
     seeds: tuple[int, ...] = (0,)
     epochs: tuple[int, ...] = (3,)
 
@@ -296,6 +324,18 @@ class GridSpec:
             check_real(f"grid.noise_multipliers[{i}]", s, lo=0.0)
             for i, s in enumerate(_as_list("grid.noise_multipliers", d.get("noise_multipliers", [1.0])))
         )
+        targets = tuple(
+            check_real(f"grid.target_epsilons[{i}]", t, lo=0.0, lo_open=True)
+            for i, t in enumerate(_as_list("grid.target_epsilons", d["target_epsilons"]))
+        ) if "target_epsilons" in d else ()
+        if targets and "noise_multipliers" in d:
+            raise ValueError("grid.noise_multipliers and grid.target_epsilons are alternatives for private methods; "
+                             "set one of them")
+        if targets and not any(METHODS[m].private for m in methods):
+            raise ValueError(f"grid.target_epsilons applies only to private methods; grid.methods has none "
+                             f"({', '.join(methods)})")
+        lrs = tuple(check_real(f"grid.lrs[{i}]", x, lo=0.0, lo_open=True)
+                    for i, x in enumerate(_as_list("grid.lrs", d["lrs"]))) if "lrs" in d else ()
         seeds = tuple(
             check_int(f"grid.seeds[{i}]", s, minimum=0)
             for i, s in enumerate(_as_list("grid.seeds", d.get("seeds", [0])))
@@ -305,17 +345,16 @@ class GridSpec:
             for i, e in enumerate(_as_list("grid.epochs", d.get("epochs", [3])))
         )
         for name, vals in (("methods", methods), ("models", models), ("datasets", dsets), ("ranks", ranks),
-                           ("alphas", alphas), ("noise_multipliers", sigmas), ("seeds", seeds),
-                           ("epochs", epochs)):
+                           ("alphas", alphas), ("noise_multipliers", sigmas), ("target_epsilons", targets),
+                           ("lrs", lrs), ("seeds", seeds), ("epochs", epochs)):
             if len(set(vals)) != len(vals):
                 raise ValueError(f"grid.{name} has duplicate entries: {list(vals)}")
-        return cls(methods, tuple(models), tuple(dsets), ranks, alphas, sigmas, seeds, epochs)
+        return cls(methods, tuple(models), tuple(_check_name(f"grid.datasets[{i}]", x) for i, x in enumerate(dsets)),
+                   ranks, alphas, sigmas, targets, lrs, seeds, epochs)
 
 
 def _method(path: str, m: Any) -> str:
-    if not isinstance(m, str) or m not in METHODS:
-        raise ValueError(f"{path}: unknown method {m!r}; must be one of {', '.join(METHODS)}")
-    return m
+    return check_method(m, field=path)
 
 
 @dataclass(frozen=True)
@@ -324,7 +363,7 @@ class ExecutionSpec:
     cpus_per_run: float = 1.0
     timeout_s: float | None = None  # per run; None = no limit
     jobs: int = 1  # local executor: runs in parallel (each in its own process)
-    runner: str | None = None  # "module:function"; None = lowrankdp.finetune.run
+    runner: str = "finetune"  # a name in RUNNERS
     threads_per_run: int | None = None  # OMP/torch threads in each worker
 
     @classmethod
@@ -332,15 +371,13 @@ class ExecutionSpec:
         d = _table("execution", d)
         _check_keys("execution", d, cls.__dataclass_fields__)
         timeout = d.get("timeout_s")
-        runner = d.get("runner")
-        if runner is not None and (not isinstance(runner, str) or ":" not in runner):
-            raise ValueError(f"execution.runner must be 'module:function', got {runner!r}")
+        runner = check_choice("execution.runner", d.get("runner", "finetune"), tuple(RUNNERS))
         threads = d.get("threads_per_run")
         return cls(
             gpus_per_run=check_real("execution.gpus_per_run", d.get("gpus_per_run", 0.0), lo=0.0),
             cpus_per_run=check_real("execution.cpus_per_run", d.get("cpus_per_run", 1.0), lo=0.0, lo_open=True),
             timeout_s=None if timeout is None else check_real("execution.timeout_s", timeout, lo=0.0, lo_open=True),
-            jobs=check_int("execution.jobs", d.get("jobs", 1), minimum=1),
+            jobs=check_int("execution.jobs", d.get("jobs", 1), minimum=1, maximum=256),
             runner=runner,
             threads_per_run=None if threads is None else check_int("execution.threads_per_run", threads, minimum=1),
         )
@@ -412,11 +449,11 @@ class SweepConfig:
         _check_keys("", d, ("name", "description", "extends", "grid", "train", "method", "datasets",
                             "execution", "report"))
         name = d.get("name", "sweep")
-        if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
-            raise ValueError(f"name must be a non-empty string without slashes, got {name!r}")
+        name = _check_name("name", name)
         grid = GridSpec.from_dict(d.get("grid"))
         dtab = _table("datasets", d.get("datasets"))
-        datasets = {k: DatasetSpec.from_dict(k, v, base_dir=base_dir) for k, v in dtab.items()}
+        datasets = {_check_name(f"datasets.{k}", k): DatasetSpec.from_dict(k, v, base_dir=base_dir)
+                    for k, v in dtab.items()}
         for i, ds in enumerate(grid.datasets):
             if ds not in datasets:
                 raise ValueError(
@@ -434,6 +471,9 @@ class SweepConfig:
         for m, over in mtab.items():
             _method(f"method.{m}", m)
             over = _table(f"method.{m}", over)
+            if "lrs" in over:
+                over["lrs"] = [check_real(f"method.{m}.lrs[{i}]", x, lo=0.0, lo_open=True)
+                               for i, x in enumerate(_as_list(f"method.{m}.lrs", over["lrs"]))]
             for k, v in over.items():
                 if k in _RESERVED_TRAIN_FIELDS - {"epochs"}:
                     raise ValueError(f"method.{m}.{k} is set by the grid (grid.{_grid_name(k)})")
@@ -469,88 +509,114 @@ class SweepConfig:
         }
 
     # ------------------------------------------------------------------ checks
-    def validate(self, *, check_data: bool = True) -> None:
-        """Checks that need the outside world (data directories, model shapes); run before training."""
+    def validate(self, *, check_data: bool = True, sweep_dir: str | os.PathLike | None = None) -> None:
+        """Every check that can run before training, in this process: data directories, the rank against the
+        model's width, each resolved run through ``FinetuneConfig`` itself (every [train] key, whatever the
+        runner), and each target ε against what the run's steps can reach. Raises ValueError naming the run and
+        field."""
+        from ..finetune.config import FinetuneConfig
+
         if check_data:
             for name in self.grid.datasets:
                 self.datasets[name].check_exists()
-        uses_rank = any(m in RANK_METHODS for m in self.grid.methods)
-        if uses_rank:
+        if any(METHODS[m].uses_rank for m in self.grid.methods):
             for model in self.grid.models:
                 width = model_width(model)
-                if width is None:
-                    continue
                 for i, r in enumerate(self.grid.ranks):
-                    if r > width:
-                        raise ValueError(
-                            f"grid.ranks[{i}] = {r} is larger than the layer width {width} of model {model!r}"
-                        )
+                    if width is not None and r > width:
+                        raise ValueError(f"grid.ranks[{i}] = {r} is larger than the layer width {width} of model "
+                                         f"{model!r}")
+        root = Path(sweep_dir) if sweep_dir is not None else Path(".")
+        for spec in self.runs(root):
+            try:
+                cfg = FinetuneConfig.from_dict({**spec.config, "out_dir": str(root / "runs" / spec.name)})
+            except ValueError as exc:
+                raise ValueError(f"run {spec.name}: {exc}") from None
+            if cfg.target_epsilon is not None:
+                self._check_target(spec, cfg)
+
+    def _check_target(self, spec: "RunSpec", cfg) -> None:
+        """A target ε must be reachable with the run's sampling rate and steps (plain Gaussian accounting: the
+        projected accountants only lower ε, so this never rejects a reachable compressed run)."""
+        from .. import accounting
+
+        n = self.datasets[spec.dataset].train_size()
+        if n is None:
+            return
+        n_batches = -(-n // cfg.batch_size)
+        per_epoch = n_batches if cfg.max_steps_per_epoch is None else min(n_batches, cfg.max_steps_per_epoch)
+        try:
+            accounting.calibrate_noise(target_epsilon=cfg.target_epsilon, sampling_rate=1.0 / n_batches,
+                                       steps=cfg.epochs * per_epoch, delta=cfg.delta, accountant=cfg.accountant)
+        except ValueError as exc:
+            raise ValueError(f"run {spec.name}: target_epsilon {cfg.target_epsilon} cannot be reached with "
+                             f"{cfg.epochs * per_epoch} steps at q = 1/{n_batches}, δ = {cfg.delta} ({exc})") from None
 
     # ------------------------------------------------------------------ expansion
     def runs(self, sweep_dir: str | os.PathLike | None = None) -> list[RunSpec]:
         """The grid, expanded, with axes each method ignores collapsed and duplicates removed."""
-        g = self.grid
         out: list[RunSpec] = []
         seen: set[str] = set()
-        for model in g.models:
-            for ds in g.datasets:
+        for model in self.grid.models:
+            for ds in self.grid.datasets:
                 dspec = self.datasets[ds]
                 data_dir = str(dspec.directory(Path(sweep_dir))) if sweep_dir is not None else None
-                for method in g.methods:
-                    ranks = g.ranks if method in RANK_METHODS else (None,)
-                    alphas = g.alphas if method in LORA_METHODS else (None,)
-                    sigmas = g.noise_multipliers if method in DP_METHODS else (None,)
-                    for epochs in g.epochs:
-                        for r in ranks:
-                            for a in alphas:
-                                for s in sigmas:
-                                    for seed in g.seeds:
-                                        spec = self._resolve(method, model, ds, dspec, data_dir, r, a, s,
-                                                             seed, epochs)
-                                        if spec.key not in seen:
-                                            seen.add(spec.key)
-                                            out.append(spec)
+                for method in self.grid.methods:
+                    for point in self._points(method):
+                        spec = self._resolve(method, model, ds, dspec, data_dir, point, sweep_dir)
+                        if spec.key not in seen:
+                            seen.add(spec.key)
+                            out.append(spec)
         return out
 
-    def _resolve(self, method, model, ds, dspec, data_dir, r, a, s, seed, epochs) -> RunSpec:
-        cfg: dict[str, Any] = {"method": method, "model": model, "data": data_dir, "epochs": epochs,
-                               "seed": seed}
+    def _points(self, method: str) -> list[dict[str, Any]]:
+        """The grid points of one method: only the axes it uses."""
+        g, m = self.grid, METHODS[method]
+        axes: dict[str, tuple] = {"epochs": g.epochs}
+        if m.uses_rank:
+            axes["rank"] = g.ranks
+        if m.uses_alpha:
+            axes["alpha"] = g.alphas
+        if m.private:
+            axes["target_epsilon" if g.target_epsilons else "noise_multiplier"] = g.target_epsilons or g.noise_multipliers
+        lrs = self.method.get(method, {}).get("lrs") or g.lrs
+        if lrs:
+            axes["lr"] = tuple(lrs)
+        axes["seed"] = g.seeds
+        points: list[dict[str, Any]] = [{}]
+        for k, vals in axes.items():
+            points = [{**p, k: v} for p in points for v in vals]
+        return points
+
+    def _resolve(self, method, model, ds, dspec, data_dir, point, sweep_dir) -> RunSpec:
         train = dict(self.train)
-        train.update(self.method.get(method, {}))
-        if "epochs" in self.method.get(method, {}):
-            cfg["epochs"] = train.pop("epochs")
-        if method not in DP_METHODS:
+        train.update({k: v for k, v in self.method.get(method, {}).items() if k != "lrs"})
+        if not METHODS[method].private:
             for k in _DP_ONLY_TRAIN_FIELDS:
                 train.pop(k, None)
-        if method != "compressed-dp-sgd":
+        if not METHODS[method].projection:
             train.pop("projection", None)
-        cfg.update(train)
-        if r is not None:
-            cfg["rank"] = r
-        if a is not None:
-            cfg["alpha"] = a
-        if s is not None:
-            cfg["noise_multiplier"] = s
+        cfg: dict[str, Any] = {"method": method, "model": model, "data": data_dir, **train, **point}
+        cfg["extra"] = {**train.get("extra", {}), "dataset": ds}
         identity = dict(cfg)
         identity["data"] = {"dataset": ds, **dspec.identity()}
-        key = run_key(identity)
+        if sweep_dir is not None:
+            cfg["base_cache"] = str(Path(sweep_dir) / "base")
         parts = [method, model.rsplit("/", 1)[-1], ds]
-        if r is not None:
-            parts.append(f"r{r}")
-        if a is not None:
-            parts.append(f"a{_fmt_num(a)}")
-        if s is not None:
-            parts.append(f"s{_fmt_num(s)}")
-        parts += [f"e{cfg['epochs']}", f"seed{seed}"]
-        name = "_".join(parts)
-        return RunSpec(key=key, name=name, config=cfg, dataset=ds, gpus=self.execution.gpus_per_run,
-                       cpus=self.execution.cpus_per_run)
+        for k, tag in (("rank", "r"), ("alpha", "a"), ("noise_multiplier", "s"), ("target_epsilon", "eps"),
+                       ("lr", "lr")):
+            if k in point:
+                parts.append(f"{tag}{_fmt_num(point[k])}")
+        parts += [f"e{cfg['epochs']}", f"seed{cfg['seed']}"]
+        return RunSpec(key=run_key(identity), name="_".join(parts), config=cfg, dataset=ds,
+                       gpus=self.execution.gpus_per_run, cpus=self.execution.cpus_per_run)
 
 
 def _grid_name(k: str) -> str:
     return {"rank": "ranks", "alpha": "alphas", "noise_multiplier": "noise_multipliers", "seed": "seeds",
-            "method": "methods", "model": "models", "data": "datasets", "epochs": "epochs",
-            "out_dir": "(the runner)"}.get(k, k)
+            "target_epsilon": "target_epsilons", "method": "methods", "model": "models", "data": "datasets",
+            "epochs": "epochs", "out_dir": "(the runner)", "base_cache": "(the runner)", "resume": "(--resume)",
+            "overwrite": "(the runner)"}.get(k, k)
 
 
 def _check_train(path: str, t: Mapping[str, Any]) -> None:

@@ -60,8 +60,13 @@ class RunIndex:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
+        try:
+            with self._connect() as con:
+                con.executescript(_SCHEMA)
+                con.execute("SELECT COUNT(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{self.path} is not a readable run index ({exc}); it is corrupt or not a lowrankdp "
+                             "index: restore it or use another --out") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -6,13 +6,15 @@ Layout of a sweep directory::
     OUT/sweep.json          resolved sweep config, run list, provenance of the driver
     OUT/index.sqlite        run index (WAL; one row per run key, one row per attempt)
     OUT/data/<dataset>/     generated datasets
-    OUT/runs/<name>-<key10>/  one run: spec.json, config.json, metrics.jsonl, summary.json,
-                            worker.json (provenance inside the run), run.json (the record), log.txt
+    OUT/base/               the base model's epoch-0 measurement, computed once and shared by the runs
+    OUT/runs/<name>-<key10>/  one run: result.json (lowrankdp.results.RunRecord), log.txt, checkpoints/
     OUT/report.html, report.md
 
-Resume semantics: ``ok`` and ``failed`` runs are finished and skipped (``retry_failed=True`` redoes
-failed ones); ``running`` rows left by a killed sweep become ``interrupted`` and are redone from
-scratch, as are ``pending`` ones. A lock file stops two sweeps from writing one directory.
+Resume semantics: a run is finished only if its index row says ``ok``/``failed`` AND its result.json reads as a
+finished record; finished runs are skipped (``retry_failed=True`` redoes failed ones); ``running`` rows left by a
+killed sweep become ``interrupted`` and are redone from scratch, as are ``pending`` ones and any run whose result
+file is missing, half-written or unfinished. A lock file stops two sweeps from writing one directory; an index
+that lost its rows while ``runs/`` holds results is refused rather than overwritten.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
-from .config import RunSpec, SweepConfig
+from ..results import ResultError, RunStatus, read_record
+from .config import RUNNERS, RunSpec, SweepConfig
 from .index import FINISHED, RunIndex
 
 __all__ = ["run_sweep", "SweepResult", "execute_one", "prepare_data", "EXECUTORS"]
@@ -75,94 +77,57 @@ def _log_tail(path: Path, n: int = 6) -> str:
     return " | ".join(lines[-n:])
 
 
-def execute_one(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one spec in a child process and return its record (status, reason, wall time, ...).
+def _exit_reason(rc: int | None, timeout: float | None, run_dir: Path) -> str:
+    if rc is None:
+        return f"timed out after {timeout:g} s (execution.timeout_s)"
+    if rc < 0:
+        reason = f"worker killed by {_signal_name(rc)}" + (" (out of memory?)" if rc == -signal.SIGKILL else "")
+    else:
+        reason = f"worker exited with code {rc}"
+    tail = _log_tail(run_dir / "log.txt")
+    return reason + (f"; log: {tail}" if tail else "")
 
-    Used by every executor (locally in a thread, on a Ray worker inside a task). The run
-    directory is emptied first, so an interrupted attempt never leaves stale epochs behind.
-    """
+
+def execute_one(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one spec in its own process (forked from the fork server) and return its outcome (status, reason,
+    wall time). Used by every executor (locally in a thread, on a Ray worker inside a task). The run directory is
+    emptied first (it is the sweep's own), so an interrupted attempt never leaves stale epochs behind."""
+    from .worker import child_main, failed_record, process_context
+
     run_dir = Path(payload["run_dir"])
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    spec_path = run_dir / "spec.json"
-    spec_path.write_text(json.dumps({k: payload[k] for k in ("run_key", "name", "config", "runner", "run_dir",
-                                                             "threads")}, indent=2))
-    env = dict(os.environ)
-    if payload.get("threads"):
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(payload["threads"])
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # the worker must import this same lowrankdp (also when it is not installed, e.g. under Ray)
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    timeout = payload.get("timeout_s")
+    ctx = process_context(payload["runner"])
+    child = {k: payload[k] for k in ("config", "runner", "run_dir", "threads")}
+    child["driver_pid"] = os.getpid()
+    child["env"] = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"))
     t0 = time.time()
-    started = time.time()
-    reason = None
-    with open(run_dir / "log.txt", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lowrankdp.sweep.worker", str(spec_path)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=payload.get("cwd"))
-        if payload.get("on_start") is not None:
-            payload["on_start"](proc.pid)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-            reason = f"timed out after {timeout:g} s (execution.timeout_s)"
+    proc = ctx.Process(target=child_main, args=(child,), name=f"lowrankdp-run-{payload['name']}")
+    proc.start()
+    if payload.get("on_start") is not None:
+        payload["on_start"](proc.pid)
+    proc.join(payload.get("timeout_s"))
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        rc = None
+    else:
+        rc = proc.exitcode
     wall = time.time() - t0
-    summary: dict[str, Any] = {}
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = {}
-    worker: dict[str, Any] = {}
-    try:
-        worker = json.loads((run_dir / "worker.json").read_text())
-    except (OSError, ValueError):
-        worker = {}
-    if reason is None and rc == 0 and summary.get("status") == "ok":
-        status = "ok"
+        rec = read_record(run_dir)
+    except ResultError:
+        rec = None
+    if rc == 0 and rec is not None and rec.status == RunStatus.OK:
+        status, reason = "ok", None
     else:
         status = "failed"
-        if reason is None:
-            if summary.get("status") == "failed" and summary.get("reason"):
-                reason = str(summary["reason"])
-            elif rc < 0:
-                reason = (f"worker killed by {_signal_name(rc)}"
-                          + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
-            elif rc != 0:
-                reason = f"worker exited with code {rc}"
-            else:
-                reason = "run ended without status ok in summary.json"
-            tail = _log_tail(run_dir / "log.txt")
-            if tail and rc != 0 and summary.get("status") != "failed":
-                reason += f"; log: {tail}"
-    if worker.get("provenance") is None:
-        from ..provenance import provenance
-
-        worker["provenance"] = provenance()
-    record = {
-        "run_key": payload["run_key"],
-        "name": payload["name"],
-        "attempt": payload.get("attempt"),
-        "status": status,
-        "reason": reason,
-        "config": payload["config"],
-        "seed": payload["config"].get("seed"),
-        "runner": payload.get("runner") or "lowrankdp.finetune:run",
-        "executor": payload.get("executor", "local"),
-        "host": socket.gethostname(),
-        "started_at": started,
-        "wall_time_s": wall,
-        "returncode": rc,
-        "provenance": worker["provenance"],
-    }
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, run_dir / "run.json")
-    return {k: record[k] for k in ("run_key", "name", "status", "reason", "wall_time_s", "returncode")}
+        reason = rec.reason if (rec is not None and rec.finished and rec.reason) else _exit_reason(
+            rc, payload.get("timeout_s"), run_dir)
+        failed_record(run_dir, payload["config"], reason)
+    return {"run_key": payload["run_key"], "name": payload["name"], "status": status, "reason": reason,
+            "wall_time_s": wall, "returncode": rc}
 
 
 # ----------------------------------------------------------------------------- data
@@ -231,56 +196,48 @@ class _Lock:
 
 
 def _run_dir(out_dir: Path, spec: RunSpec) -> Path:
-    return out_dir / "runs" / f"{spec.name}-{spec.key[:10]}"
+    path = (out_dir / "runs" / f"{spec.name}-{spec.key[:10]}").resolve()
+    if not path.is_relative_to(out_dir / "runs"):  # names are checked by the config; this is the last guard
+        raise ValueError(f"run name {spec.name!r} would write outside {out_dir / 'runs'}")
+    return path
+
+
+def _result_finished(out: Path, row: dict[str, Any]) -> bool:
+    """The run's result file is complete and says the run finished (a torn or unfinished file means: redo)."""
+    try:
+        return read_record(out / row["run_dir"]).finished
+    except ResultError:
+        return False
 
 
 def _fmt_s(s: float) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _validate_and_prepare(specs: list[RunSpec], out_dir: Path, runner: str | None, models: list[str],
-                          log: Callable[[str], None]) -> dict[str, float]:
-    """In one child process (torch layer): check every resolved config with ``FinetuneConfig.validate()``
-    and, if all pass, build/cache each base model once. Raises ``ValueError`` naming the first bad
-    run and field. Returns seconds per prepared model."""
-    if runner not in (None, "lowrankdp.finetune:run") or not specs:
+def _prepare_models(models: list[str], runner: str, log: Callable[[str], None]) -> dict[str, float]:
+    """Build/cache each base model once, in a child process, before the first run. Returns seconds per model."""
+    if runner != "finetune" or not models:
         return {}
-    items = [{"name": s.name, "config": s.config, "run_dir": str(_run_dir(out_dir, s))} for s in specs]
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=out_dir) as fh:
-        json.dump({"configs": items, "models": models}, fh)
-        path = fh.name
-    if models:
-        log(f"validating {len(specs)} run configs; preparing model(s) {', '.join(models)} "
-            "(the embedded tiny model is pretrained and cached on first use)")
-    try:
-        res = subprocess.run([sys.executable, "-m", "lowrankdp.sweep.worker", "--prepare", path],
-                             capture_output=True, text=True, env=_child_env())
-    finally:
-        os.unlink(path)
-    lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
-    errors = next((x["errors"] for x in lines if "errors" in x), None)
-    if errors is None:
-        raise ValueError(f"could not validate run configs with lowrankdp.finetune: {res.stderr.strip()[-800:]}")
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more runs)" if len(errors) > 1 else ""
-        raise ValueError(f"run {first['name']}: {first['error']}{more}")
+    from .worker import prepare_models, process_context
+
+    log(f"preparing model(s) {', '.join(models)} (the embedded tiny model is pretrained and cached on first use)")
+    ctx = process_context(runner)
+    queue = ctx.Queue()
+    proc = ctx.Process(target=prepare_models, args=(models, queue))
+    proc.start()
     times = {}
-    for x in lines:
-        if "model" in x:
-            if x.get("error"):
-                # not fatal: each run will try again and record its own failure with the reason
-                log(f"model {x['model']}: preparation failed ({x['error']}); runs will retry")
-            else:
-                times[x["model"]] = x["prepared_in_s"]
-                log(f"model {x['model']}: ready in {x['prepared_in_s']:.1f} s")
+    for _ in models:
+        try:
+            name, seconds, error = queue.get(timeout=3600)
+        except Exception:  # noqa: BLE001 - queue.Empty or a dead child: the runs retry and record it
+            log("model preparation did not answer; runs will retry")
+            break
+        if error:
+            log(f"model {name}: preparation failed ({error}); runs will retry")
+        else:
+            times[name] = seconds
+            log(f"model {name}: ready in {seconds:.1f} s")
+    proc.join()
     return times
 
 
@@ -299,14 +256,14 @@ def run_sweep(
 ) -> SweepResult:
     """Run every run of ``config`` under ``out_dir``; returns what ran, what was skipped, what failed.
 
-    ``runner`` ("module:function", default ``lowrankdp.finetune:run``) is the function each child
-    process calls with the resolved config (plus ``out_dir``); tests inject a light one.
+    ``runner`` (a name in ``RUNNERS``; default the config's ``execution.runner``, i.e. ``"finetune"``) is the
+    function each run's process calls with the resolved config; ``"synthetic"`` is the test-only fake.
     """
-    from .._validate import check_choice
+    from .._validate import check_choice, check_int
 
     executor = check_choice("executor", executor, EXECUTORS)
-    runner = runner or config.execution.runner
-    jobs = jobs or config.execution.jobs
+    runner = check_choice("runner", runner if runner is not None else config.execution.runner, tuple(RUNNERS))
+    jobs = check_int("jobs", jobs if jobs is not None else config.execution.jobs, minimum=1, maximum=256)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -315,7 +272,7 @@ def run_sweep(
         if stream is not None:
             print(f"[sweep] {msg}", file=stream, flush=True)
 
-    config.validate(check_data=True)
+    config.validate(check_data=True, sweep_dir=out)
     with _Lock(out / ".sweep.lock"):
         index = RunIndex(out / "index.sqlite")
         existing = index.rows()
@@ -324,6 +281,11 @@ def run_sweep(
                 f"--out {out} already holds a sweep ({len(existing)} runs indexed); pass --resume to "
                 "continue it or choose another --out"
             )
+        stored = sorted((out / "runs").glob("*/result.json")) if (out / "runs").is_dir() else []
+        if not existing and stored:
+            raise ValueError(f"{out / 'index.sqlite'} lists no run but {out / 'runs'} holds {len(stored)} run "
+                             "result(s): the index was lost or replaced; refusing to overwrite those runs "
+                             "(restore the index or move runs/ away)")
         specs = config.runs(out)
         if only is not None:
             wanted = set(only)
@@ -338,7 +300,7 @@ def run_sweep(
             "runs": [{"key": s.key, "name": s.name, "run_dir": str(_run_dir(out, s).relative_to(out))}
                      for s in specs],
             "executor": executor,
-            "runner": runner or "lowrankdp.finetune:run",
+            "runner": runner,
             "provenance": prov,
         }
         (out / "sweep.json").write_text(json.dumps(sweep_record, indent=2, default=str))
@@ -352,26 +314,24 @@ def run_sweep(
         skip_status = {"ok"} if retry_failed else set(FINISHED)
         before = {r["run_key"]: r["status"] for r in index.rows()}
         any_todo = any(before.get(s.key) not in skip_status for s in specs)
-        # every resolved config checked by FinetuneConfig before any run is registered or started
-        timings["models"] = _validate_and_prepare(specs, out, runner,
-                                                  list(config.grid.models) if any_todo else [], log)
+        timings["models"] = _prepare_models(list(config.grid.models) if any_todo else [], runner, log)
         index.add_runs([(s.key, s.name, s.config, str(_run_dir(out, s).relative_to(out))) for s in specs])
 
         rows = {r["run_key"]: r for r in index.rows()}
-        todo = [s for s in specs if rows[s.key]["status"] not in skip_status]
-        skipped = [s.name for s in specs if rows[s.key]["status"] in skip_status]
+        done = {s.key for s in specs if rows[s.key]["status"] in skip_status and _result_finished(out, rows[s.key])}
+        todo = [s for s in specs if s.key not in done]
+        skipped = [s.name for s in specs if s.key in done]
         result = SweepResult(out_dir=out, total=len(specs), skipped=skipped,
                              interrupted_before=[rows[k]["name"] for k in interrupted if k in rows])
         if skipped:
             log(f"resume: skipping {len(skipped)} finished run(s)")
-        log(f"{len(todo)} run(s) to do of {len(specs)} ({executor} executor, runner "
-            f"{runner or 'lowrankdp.finetune:run'})")
+        log(f"{len(todo)} run(s) to do of {len(specs)} ({executor} executor, runner {runner})")
         payloads = []
         for s in todo:
             payloads.append({
                 "run_key": s.key, "name": s.name, "config": s.config, "runner": runner,
                 "run_dir": str(_run_dir(out, s)), "threads": config.execution.threads_per_run,
-                "timeout_s": config.execution.timeout_s, "executor": executor, "gpus": s.gpus, "cpus": s.cpus,
+                "timeout_s": config.execution.timeout_s, "gpus": s.gpus, "cpus": s.cpus,
             })
         done_times: list[float] = []
 

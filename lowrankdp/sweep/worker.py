@@ -1,35 +1,54 @@
-"""Child-process entry point for one run: ``python -m lowrankdp.sweep.worker SPEC.json``.
+"""What runs inside each run's own process, and the process pool the sweep starts runs from.
 
-Each run executes in its own process, so a crash, an out-of-memory kill or a hung library in one
-run cannot take the sweep down. The worker
+Each run executes in its own process, so a crash, an out-of-memory kill or a hung library in one run cannot take
+the sweep down. The processes are forked from a multiprocessing *fork server* that has imported the heavy
+libraries (torch, transformers, peft, opacus and the engine) once, so a run does not pay the import again; the
+sweep driver itself stays torch-free. Inside the child:
 
-1. asks the kernel to kill it if its parent dies (``PR_SET_PDEATHSIG``, Linux), so a killed sweep
-   leaves no orphan still writing into a run directory;
-2. imports the run function named in the spec (default ``lowrankdp.finetune.run``; the torch layer
-   is imported here, never in the sweep driver);
-3. calls it with the resolved config and the run directory;
-4. writes ``summary.json`` itself if the run function raised before writing one (status "failed",
-   reason = the exception), and ``worker.json`` (provenance seen from inside the run: GPU if any).
-
-Other mode: ``--prepare FILE`` checks every resolved config with ``FinetuneConfig.validate()`` and then
-builds/caches each base model once, before the first run.
+1. it ends itself when the sweep driver is gone (a watcher thread on the driver's pid; its parent, the fork
+   server, also gets ``PR_SET_PDEATHSIG``), so a killed sweep leaves no orphan still writing into a run directory;
+2. stdout and stderr go to ``RUN_DIR/log.txt``; the environment is the driver's at submission time;
+3. the run function registered under the config's runner name (``lowrankdp.sweep.config.RUNNERS``) is called;
+4. if it raised or returned without a finished ``result.json``, a failed record with the reason is written.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
+import multiprocessing
 import os
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["main", "resolve_runner", "DEFAULT_RUNNER"]
+from ..results import ResultError, RunRecord, RunStatus, read_record, write_record
+from .config import RUNNERS
 
-DEFAULT_RUNNER = "lowrankdp.finetune:run"
+__all__ = ["child_main", "prepare_models", "resolve_runner", "process_context", "failed_record"]
+
+# modules the fork server imports once, per runner
+_PRELOAD = {
+    "finetune": ["torch", "transformers", "peft", "opacus", "lowrankdp.finetune.engine", "lowrankdp.measure",
+                 "lowrankdp.models"],
+    "synthetic": ["lowrankdp.sweep.synthetic"],
+}
+
+
+def process_context(runner: str) -> multiprocessing.context.BaseContext:
+    """The fork-server context, preloading what ``runner`` needs (fixed by the first call in a process)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD.get(runner, []))
+    return ctx
+
+
+def resolve_runner(name: str) -> Callable[..., Any]:
+    """The run function registered as ``name``."""
+    if name not in RUNNERS:
+        raise ValueError(f"runner must be one of {', '.join(RUNNERS)}, got {name!r}")
+    mod_name, _, fn_name = RUNNERS[name].partition(":")
+    return getattr(importlib.import_module(mod_name), fn_name)
 
 
 def _die_with_parent() -> None:
@@ -46,128 +65,110 @@ def _die_with_parent() -> None:
         pass
 
 
-def resolve_runner(ref: str | None) -> Callable[..., Any]:
-    """Import ``module:function``."""
-    ref = ref or DEFAULT_RUNNER
-    mod_name, _, fn_name = ref.partition(":")
-    if not mod_name or not fn_name:
-        raise ValueError(f"runner must be 'module:function', got {ref!r}")
-    module = importlib.import_module(mod_name)
-    fn = getattr(module, fn_name, None)
-    if fn is None or not callable(fn):
-        raise ValueError(f"runner {ref!r}: {mod_name} has no callable {fn_name!r}")
-    return fn
+def _watch_driver(pid: int) -> None:
+    """End this process when the sweep driver is gone. The run's parent is the fork server, so the kernel's
+    parent-death signal alone does not cover a killed driver: a daemon thread polls the driver's pid."""
+    import threading
+    import time
 
-
-def _call_runner(ref: str | None, config: dict[str, Any], out_dir: str) -> Any:
-    if ref is None or ref == DEFAULT_RUNNER:
-        from lowrankdp.finetune import FinetuneConfig, run
-
-        cfg = FinetuneConfig(**config, out_dir=out_dir)
-        if hasattr(cfg, "validate"):
-            cfg.validate()
-        return run(cfg)
-    fn = resolve_runner(ref)
-    return fn({**config, "out_dir": out_dir})
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_default))
-    os.replace(tmp, path)
-
-
-def _default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
-
-
-def run_spec(spec_path: str | os.PathLike) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    run_dir = Path(spec["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    threads = spec.get("threads")
-    t0 = time.time()
-    status, reason = "ok", None
-    try:
-        if threads:
-            try:
-                import torch
-
-                torch.set_num_threads(int(threads))
-            except ImportError:
-                pass
-        _call_runner(spec.get("runner"), spec["config"], str(run_dir))
-    except BaseException as exc:  # noqa: BLE001 - every failure must be recorded
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        status, reason = "failed", f"{type(exc).__name__}: {exc}"
-        traceback.print_exc()
-    wall = time.time() - t0
-    summary_path = run_dir / "summary.json"
-    summary: dict[str, Any] = {}
-    if summary_path.is_file():
+    def alive() -> bool:
         try:
-            summary = json.loads(summary_path.read_text())
-        except ValueError:
-            summary = {}
-    if status == "failed" and summary.get("status") != "failed":
-        summary.update({"status": "failed", "reason": reason})
-        _write_json(summary_path, summary)
-    elif status == "ok" and not summary_path.is_file():
-        status, reason = "failed", "run function returned without writing summary.json"
-        _write_json(summary_path, {"status": status, "reason": reason})
-    from lowrankdp.provenance import provenance
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
 
-    _write_json(run_dir / "worker.json", {"provenance": provenance(), "wall_time_s": wall, "status": status,
-                                           "reason": reason, "pid": os.getpid()})
+    def loop() -> None:
+        while alive():
+            time.sleep(0.2)
+        os._exit(137)
+
+    threading.Thread(target=loop, name="lowrankdp-driver-watch", daemon=True).start()
+
+
+def _redirect_output(log: Path) -> None:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
-    return 0 if (summary.get("status", status) == "ok" and status == "ok") else 1
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
-def prepare(path: str | os.PathLike) -> int:
-    """Validate resolved configs with FinetuneConfig, then (if all pass) build/cache each base model.
+def failed_record(run_dir: Path, config: dict[str, Any], reason: str, tb: str | None = None) -> RunRecord:
+    """Mark a run failed in its result file, keeping the evaluations it had written."""
+    from ..provenance import provenance
 
-    Prints JSON lines: ``{"errors": [...]}`` then one ``{"model", "prepared_in_s" | "error"}`` per model.
-    """
-    from lowrankdp.finetune import FinetuneConfig
+    try:
+        old = read_record(run_dir)
+    except ResultError:
+        old = None
+    if old is not None and old.finished:
+        return old
+    if old is None:
+        rec = RunRecord(method=str(config.get("method")), status=RunStatus.FAILED, config=config,
+                        provenance=provenance(), reason=reason, traceback=tb)
+    else:
+        import dataclasses
 
-    job = json.loads(Path(path).read_text())
-    errors = []
-    for item in job.get("configs", []):
-        try:
-            FinetuneConfig(**item["config"], out_dir=item["run_dir"]).validate()
-        except (TypeError, ValueError) as exc:
-            errors.append({"name": item["name"], "error": str(exc)})
-    print(json.dumps({"errors": errors}), flush=True)
-    if errors:
-        return 0
-    for name in job.get("models", []):
+        rec = dataclasses.replace(old, status=RunStatus.FAILED, reason=reason, traceback=tb or old.traceback)
+    write_record(run_dir, rec)
+    return rec
+
+
+def _call(runner: str, config: dict[str, Any], run_dir: Path) -> None:
+    fn = resolve_runner(runner)
+    if runner == "finetune":
+        from lowrankdp.finetune.config import FinetuneConfig
+
+        fn(FinetuneConfig.from_dict({**config, "out_dir": str(run_dir)}), raise_invalid=False)
+    else:
+        fn({**config, "out_dir": str(run_dir)})
+
+
+def child_main(payload: dict[str, Any]) -> None:
+    """Entry point of one run's process (multiprocessing target)."""
+    _die_with_parent()
+    _watch_driver(payload["driver_pid"])
+    os.environ.clear()
+    os.environ.update(payload["env"])
+    run_dir = Path(payload["run_dir"])
+    _redirect_output(run_dir / "log.txt")
+    if payload.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(payload["threads"]))
+    try:
+        _call(payload["runner"], payload["config"], run_dir)
+    except BaseException as exc:  # noqa: BLE001 - every failure must be recorded
+        traceback.print_exc()
+        failed_record(run_dir, payload["config"], f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        sys.stdout.flush()
+        os._exit(1)
+    try:
+        rec = read_record(run_dir)
+    except ResultError as exc:
+        failed_record(run_dir, payload["config"], f"run function returned without a result: {exc}")
+        os._exit(1)
+    if not rec.finished:
+        failed_record(run_dir, payload["config"], "run function returned with the run still marked running")
+        os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if rec.status == RunStatus.OK else 1)
+
+
+def prepare_models(models: list[str], queue) -> None:
+    """Build/cache each base model once before the first run (in a child process: the driver stays torch-free).
+    Puts ``(model, seconds or None, error or None)`` on ``queue`` per model."""
+    import time
+
+    for name in models:
         t0 = time.time()
         try:
             from lowrankdp.models import load_base
 
             load_base(name)
-            print(json.dumps({"model": name, "prepared_in_s": round(time.time() - t0, 2)}), flush=True)
+            queue.put((name, time.time() - t0, None))
         except Exception as exc:  # noqa: BLE001 - reported; the runs retry and record their own failure
-            print(json.dumps({"model": name, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    _die_with_parent()
-    if len(argv) == 2 and argv[0] == "--prepare":
-        return prepare(argv[1])
-    if len(argv) != 1:
-        print("usage: python -m lowrankdp.sweep.worker SPEC.json | --prepare FILE",
-              file=sys.stderr)
-        return 2
-    return run_spec(argv[0])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            queue.put((name, None, f"{type(exc).__name__}: {exc}"))
