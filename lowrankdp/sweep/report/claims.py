@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from scipy import stats
 
+from ...audit import max_certifiable_epsilon
 from ...metrics import epsilon_lower_bound
 from ...results import EpochMetrics
 from .loading import RunEntry, cell_key, context_key, group_by
@@ -513,8 +514,10 @@ def _mia_finding(r: RunEntry) -> Finding | None:
             continue
         n_in, n_out = int(rep.get("n_in") or 0), int(rep.get("n_out") or 0)
         delta_lb = float(rep.get("delta", 0.0))
-        max_cert = perfect_attack_epsilon(n_in, n_out, delta_lb, float(rep.get("confidence", CONFIDENCE))) \
-            if n_in >= 2 and n_out >= 2 else None
+        max_cert = rep.get("epsilon_lower_bound_max")  # stored by lowrankdp.metrics.attack_report
+        if not isinstance(max_cert, (int, float)):
+            max_cert = perfect_attack_epsilon(n_in, n_out, delta_lb, float(rep.get("confidence", CONFIDENCE))) \
+                if n_in >= 2 and n_out >= 2 else None
         v, why = _testable(p.epsilon, float(rep["epsilon_lower_bound"]), delta_lb, p.delta, max_cert)
         verdicts.append(v)
         numbers.append((f"{attack} ({n_in}/{n_out})", f"{rep['epsilon_lower_bound']:.3g}"))
@@ -540,6 +543,10 @@ def _audit_finding(r: RunEntry, a: dict[str, Any]) -> Finding:
     max_cert = next((float(a[k]) for k in ("max_epsilon", "epsilon_max", "perfect_epsilon")
                      if isinstance(a.get(k), (int, float))), None)
     delta = a.get("delta")
+    if max_cert is None and isinstance(a.get("canaries"), int) and a.get("method") in ("snj", "fdp") \
+            and isinstance(delta, (int, float)) and a["canaries"] >= 1:
+        max_cert = max_certifiable_epsilon(canaries=a["canaries"], delta=float(delta), method=a["method"],
+                                           curve="epsilon_delta")
     v, why = _testable(p.epsilon, lb, float(delta) if isinstance(delta, (int, float)) else None, p.delta, max_cert)
     numbers = (("audited ε", f"{lb:.3g}"), ("accountant ε", f"{p.epsilon:.3g}"),
                ("canaries", str(a.get("canaries", "—"))), ("method", str(a.get("method", "—"))))
