@@ -210,11 +210,11 @@ def equal_utility_rows(runs: Sequence[RunEntry]) -> list[tuple[RunEntry, Any, An
 
 def fig_equal_utility(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
     title = "Privacy at equal utility"
-    caption = ("Left: each cell's sensitive-token loss minus FFT's at the same utility loss (FFT's trajectory "
+    caption = ("Each cell's sensitive-token loss minus FFT's at the same utility loss (FFT's trajectory "
                "interpolated; both base-subtracted; > 0 = more private than FFT at equal utility; mean over "
                "seeds, bars: 95 % interval; a run whose utility is outside FFT's trajectory is compared with "
-               "FFT's last epoch). Right: memorisation gap (test − train sensitive-token loss) at the last "
-               "epoch; > 0 = better on the values trained on.")
+               "FFT's last epoch), and, where stored, the memorisation gap (test − train sensitive-token loss) "
+               "at the last epoch (> 0 = better on the values trained on).")
     rows = equal_utility_rows(runs)
     notes = _missing(runs, lambda r: r.value("sensitive_loss_token") is not None, "a sensitive-token loss")
     short = cell_labels(runs)
