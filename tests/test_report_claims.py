@@ -264,3 +264,20 @@ def test_sweep_limitations(tmp_path):
         "'DP is private' here means 'DP did not learn'"]
     big = _rpue(tmp_path / "c", 4.5, 4.9)  # 3 seeds, DP utility gain 2 nats
     assert C.sweep_limitations(big) == []
+
+
+def test_fresh_and_fixed_projection_runs_are_different_cells(tmp_path):
+    from report_fixtures import config
+
+    items = []
+    for s in SEEDS:
+        for proj, u in (("fresh", 4.0), ("fixed", 4.6)):
+            cfg = config("compressed-dp-sgd", s, target_epsilon=4.0, projection=proj)
+            items.append((f"c-{proj}-{s}", record("compressed-dp-sgd", s, [(5.0, 7.0), (4.9, u + jitter(s))],
+                                                  eps=3.9, target=4.0, cfg=cfg)))
+        items.append((f"t-{s}", record("dp-sgd-targets", s, [(5.0, 7.0), (4.9, 4.3 + jitter(s + 1))], eps=3.9,
+                                       target=4.0)))
+    res = C.claim_compressed_vs_targets(_runs(tmp_path, items))
+    # fresh (4.0) beats the baseline (4.3), fixed (4.6) does not: two findings, never one pooled cell
+    assert sorted(f.verdict.value for f in res.findings) == ["does not hold", "holds"]
+    assert any("fixed projection" in f.setting for f in res.findings)

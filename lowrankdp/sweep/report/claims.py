@@ -6,9 +6,10 @@ reason, and one :class:`Finding` per comparison it made, with the numbers.
 
 IMPORTANT: how claims compare.
 
-- Like with like only. Runs that differ only by seed are replicates of one *cell* (same dataset, model, epochs,
-  rank, α, target ε or σ, learning rate: :data:`~lowrankdp.sweep.report.loading.CELL_FIELDS`); two methods are
-  compared only within one dataset, model and number of epochs, cell against cell. Nothing is averaged across σ,
+- Like with like only. Runs whose resolved configs differ only by seed are replicates of one *cell* (same
+  dataset, model, epochs, rank, α, target ε or σ, learning rate, and every other setting:
+  :func:`~lowrankdp.sweep.report.loading.cell_key`); two methods are compared only within one dataset, model
+  and number of epochs, cell against cell. Nothing is averaged across σ,
   ε, dataset, rank or α: each pair of cells is its own finding.
 - Seeds are the replicates. A difference between two cells is estimated per seed over the seeds both cells have
   (paired), else by Welch's unequal-variance interval over the two sets of seeds; 95 % Student-t intervals.
@@ -177,6 +178,8 @@ def describe_cell(run: RunEntry) -> str:
         parts.append(f"r={run.field('rank')}")
     if run.field("alpha") is not None:
         parts.append(f"α={run.field('alpha')}")
+    if run.spec is not None and run.spec.projection and run.config.get("projection"):
+        parts.append(f"{run.config['projection']} projection")
     level = run.field("privacy_level")
     if level is not None:
         parts.append(f"target ε={level[1]:g}" if level[0] == "ε" else f"σ={level[1]}")

@@ -123,9 +123,19 @@ def _run_rows(runs: Sequence[RunEntry], attack: str) -> tuple[tuple[str, ...], .
                      _fmt(c.get("noise_multiplier") if p is None else p.noise_multiplier), _fmt(c.get("lr")),
                      _fmt(r.seed), r.state.value, _fmt(r.wall_time_s), _fmt(r.value("sensitive_loss_token")),
                      _fmt(r.value("utility_loss")), _fmt(r.value("memorization_gap_token")),
-                     _fmt(r.value("exposure.value")), _fmt(r.value(f"mia.{attack}.auc")), eps,
+                     _fmt(r.value("exposure.value")), _auc(r, attack), eps,
                      (r.problem or r.reason or "")[:300]))
     return tuple(rows)
+
+
+def _auc(r: RunEntry, attack: str) -> str:
+    """AUC with its stored 95 % interval, e.g. "0.55 [0.49, 0.61]"."""
+    auc, ci = r.value(f"mia.{attack}.auc"), r.final.metric(f"mia.{attack}.auc_ci") if r.final else None
+    if auc is None:
+        return "—"
+    ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) and math.isfinite(x)
+                                                                for x in ci)
+    return f"{auc:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]" if ok else f"{auc:.3g}"
 
 
 def _table_blocks(runs: Sequence[RunEntry], attack: str) -> list[Block]:
@@ -149,7 +159,7 @@ def _table_blocks(runs: Sequence[RunEntry], attack: str) -> list[Block]:
                          "Values are from the last epoch of runs that finished ok. † ε is not a proven bound."),
         Block("table", head=("run", "method", "rank", "α", "target ε", "σ", "lr", "seed", "state", "wall time (s)",
                              "sens. loss", "utility loss", "memorisation gap", "exposure (bits)",
-                             f"AUC ({attack})", "ε", "reason"), rows=_run_rows(runs, attack)),
+                             f"AUC ({attack}) [95 %]", "ε", "reason"), rows=_run_rows(runs, attack)),
     ]
 
 
