@@ -461,15 +461,16 @@ def _flops_finding(ctx_runs: list[RunEntry], num: str, den: str, claimed: float)
     if not any(r.method == num for r in ctx_runs) or not any(r.method == den for r in ctx_runs):
         return None
     analytic = f"{aa / ad:.3g}" if aa and ad else "—"
-    setting = f"{ctx_runs[0].field('dataset')} · {ctx_runs[0].field('model')}: {num}/{den}"
+    labels = {r.method: r.label for r in ctx_runs}
+    setting = f"{ctx_runs[0].field('dataset')} · {ctx_runs[0].field('model')}: {labels[num]}/{labels[den]}"
     if not ma or not md:
         return Finding(setting, Verdict.NOT_TESTABLE, (("analytic ratio", analytic),),
                        "no measured FLOPs stored (the analytic count alone would check the formula against itself)")
     ratio = ma / md
     ok = abs(ratio / claimed - 1) <= FLOPS_TOLERANCE
     return Finding(setting, Verdict.HOLDS if ok else Verdict.DOES_NOT_HOLD,
-                   (("measured ratio", f"{ratio:.3g}"), ("claimed", f"{claimed:g}"), ("analytic ratio", analytic)),
-                   f"measured {ratio:.3g} vs claimed {claimed:g} (≈ means within {FLOPS_TOLERANCE:.0%})")
+                   (("measured ratio", f"{ratio:.3g}"), ("claimed", f"{claimed:.3g}"), ("analytic ratio", analytic)),
+                   f"measured {ratio:.3g} vs claimed {claimed:.3g} (≈ means within {FLOPS_TOLERANCE:.0%})")
 
 
 def claim_flops(runs: Sequence[RunEntry]) -> ClaimResult:

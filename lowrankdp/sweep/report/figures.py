@@ -193,17 +193,18 @@ def fig_frontier(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
 
 def equal_utility_rows(runs: Sequence[RunEntry]) -> list[tuple[RunEntry, Any, Any, Any]]:
     """Per non-FFT cell with an FFT reference: (first run, Δ sensitive loss vs FFT at equal utility,
-    memorisation gap, number of runs at equal utility) — estimates over seeds."""
+    memorisation gap, "k of n" runs matched at equal utility) — estimates over seeds."""
     fft = group_by([r for r in runs if r.ok and r.method == "fft"], context_key)
     rows = []
     for cell in group_by([r for r in runs if r.ok], cell_key).values():
         r0 = cell[0]
         gap = estimate(v for r in cell if (v := r.value("memorization_gap_token")) is not None)
         ref = fft.get(context_key(r0))
-        delta, eq = (None, 0)
+        delta, eq = None, "—"
         if ref and r0.method != "fft":
             d, eq = equal_utility_deltas(cell, ref)
             delta = estimate(d.values())
+            eq = f"{eq} of {len(d)}"
         rows.append((r0, delta, gap, eq))
     return rows
 

@@ -110,7 +110,7 @@ def _equal_eps_rows(runs: Sequence[RunEntry]) -> tuple[tuple[str, ...], ...]:
 
 
 def _equal_utility_table(runs: Sequence[RunEntry]) -> tuple[tuple[str, ...], ...]:
-    return tuple((describe_cell(r0), _est(d), f"{eq}" if d is not None else "—", _est(g))
+    return tuple((describe_cell(r0), _est(d), eq if d is not None else "—", _est(g))
                  for r0, d, g, eq in equal_utility_rows(runs))
 
 
@@ -151,7 +151,8 @@ def _table_blocks(runs: Sequence[RunEntry], attack: str) -> list[Block]:
         Block("caption", "Sensitive-token loss minus FFT's at the same utility loss (base-subtracted, nats, > 0 = "
                          "more private than FFT), how many runs were matched at equal utility, and the "
                          "memorisation gap (test − train sensitive-token loss) at the last epoch."),
-        Block("table", head=("cell", "Δ vs FFT at equal utility", "runs at equal utility", "memorisation gap"),
+        Block("table", head=("cell", "Δ vs FFT at equal utility", "runs matched at equal utility (others: vs "
+                                     "FFT's last epoch)", "memorisation gap"),
               rows=_equal_utility_table(runs)),
         Block("h2", "Every run"),
         Block("caption", "State: ok / failed / unfinished (interrupted or still running: no final values) / "
