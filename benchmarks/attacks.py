@@ -26,7 +26,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from lowrankdp.attacks.matrix import MatrixAttackConfig, ThreatModel, run_matrix_attack  # noqa: E402
-from lowrankdp.cli import _to_jsonable  # noqa: E402
+from lowrankdp.results import to_jsonable  # noqa: E402
 from lowrankdp.provenance import provenance  # noqa: E402
 
 CASES = [
@@ -79,7 +79,7 @@ def main() -> None:
         f"_Device: {prov['device']}; {prov['date']}; git {prov['git_commit']} (dirty: {prov['git_dirty']}); "
         f"numpy {prov['packages'].get('numpy')}. The machine is shared with other jobs; times are wall-clock._\n"
     )
-    (out / "attacks_benchmark.json").write_text(json.dumps(_to_jsonable({"rows": rows, "threads": args.threads,
+    (out / "attacks_benchmark.json").write_text(json.dumps(to_jsonable({"rows": rows, "threads": args.threads,
                                                                           "provenance": prov}), indent=1))
 
 

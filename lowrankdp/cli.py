@@ -12,31 +12,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import pkgutil
 import sys
 from typing import Any, Sequence
 
 from . import __version__
-
-
-def _to_jsonable(obj: Any) -> Any:
-    """JSON-safe copy: inf/nan -> strings 'inf'/'nan', numpy scalars -> Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
-    return obj
+from .results import to_jsonable
 
 
 def print_json(obj: Any) -> None:
     """Print one JSON object (the ``--json`` output format of every subcommand)."""
-    json.dump(_to_jsonable(obj), sys.stdout, indent=2, sort_keys=False)
+    json.dump(to_jsonable(obj), sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
 
 

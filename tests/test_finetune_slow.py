@@ -2,7 +2,7 @@
 
 Embedded tiny base model (``lowrankdp.models.load_base("tiny")``, built and cached on first use), a
 CustomerSim-like dataset with a canary, the same epochs, batch and seed for every method, each method at
-its default learning rate (``lowrankdp.finetune.DEFAULT_LR``). About 5 minutes on one CPU thread.
+its default learning rate (``lowrankdp.methods.MethodSpec.default_lr``). About 5 minutes on one CPU thread.
 
 Run as a script to print the comparison table shown in docs/finetune.md::
 
@@ -27,7 +27,8 @@ def compare(root: Path, *, epochs: int = EPOCHS) -> dict[str, dict]:
 
     torch.set_num_threads(1)
     from lowrankdp.data import generate
-    from lowrankdp.finetune import FinetuneConfig, read_metrics, run
+    from lowrankdp.finetune import FinetuneConfig, run
+    from lowrankdp.results import read_record
 
     data = generate("customersim", out_dir=root / "data", seed=1, sizes={"train": 64, "valid": 8, "test": 32},
                     canary_repeats=8, canary_digits=4)
@@ -35,12 +36,16 @@ def compare(root: Path, *, epochs: int = EPOCHS) -> dict[str, dict]:
     for m in METHODS:
         cfg = FinetuneConfig(method=m, model="tiny", data=str(data), out_dir=str(root / m), epochs=epochs,
                              batch_size=8, max_length=256, rank=16, alpha=16.0, noise_multiplier=1.0,
-                             max_grad_norm=1.0, delta=1e-5, measure=False, retention=False, influence_samples=0,
+                             max_grad_norm=1.0, delta=1e-5, measure=True, exposure_max_candidates=100, retention=False,
+                             influence_samples=0,
                              progress=False, eval_every=epochs, seed=0)
         s = run(cfg)
-        lines = read_metrics(cfg.out_dir)
-        out[m] = {"status": s["status"], "reason": s["reason"], "first": lines[0], "last": lines[-1],
-                  "wall_s": s["wall_time_s"]}
+        lines = [e.to_dict() for e in read_record(cfg.out_dir).epochs]
+        for ln in lines:  # the losses every run logs come from measure_all
+            ln["train_sensitive_loss"] = (ln["measurements"] or {}).get("sensitive_loss_token")
+            ln["eval_nonsensitive_loss"] = (ln["measurements"] or {}).get("utility_loss")
+        out[m] = {"status": s.status.value, "reason": s.reason, "first": lines[0], "last": lines[-1],
+                  "wall_s": s.wall_time_s}
     return out
 
 

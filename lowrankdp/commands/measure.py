@@ -96,7 +96,8 @@ def _summary(res: dict[str, Any], args) -> str:
 
 
 def _run(args) -> int:
-    from ..cli import _to_jsonable, print_json
+    from ..cli import print_json
+    from ..results import to_jsonable
     from ..data import load_dataset
 
     dataset = load_dataset(args.data)  # validate before loading models
@@ -117,7 +118,7 @@ def _run(args) -> int:
     res = {"model": str(args.model), "base": args.base, "data": str(args.data), **res}
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
-            json.dump(_to_jsonable(res), fh, indent=2)
+            json.dump(to_jsonable(res), fh, indent=2)
             fh.write("\n")
     if args.json:
         print_json(res)

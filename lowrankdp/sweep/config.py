@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._validate import check_choice, check_int, check_real
-from ..methods import METHOD_NAMES, METHODS, check_method
+from ..methods import METHODS, check_method
+from ..models.presets import model_width
 
 __all__ = [
     "DatasetSpec",
@@ -81,78 +82,6 @@ def _check_name(path: str, name: Any) -> str:
 
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-
-# Width (hidden size) of the narrowest adapted layer, for "rank larger than the layer" checks
-# before any model is built. GPT-NeoX attention and MLP matrices are hidden×{1,3,4}·hidden, so
-# a rank above the hidden size cannot be realised. Shapes from docs/theory.md §8.4.
-_KNOWN_WIDTHS: dict[str, int] = {
-    "pythia-70m": 512,
-    "pythia-160m": 768,
-    "pythia-410m": 1024,
-    "pythia-1b": 2048,
-    "pythia-1.4b": 2048,
-    "pythia-2.8b": 2560,
-}
-
-
-def model_width(model: str) -> int | None:
-    """Hidden size of ``model`` if it can be known without building it, else None.
-
-    Knows the embedded ``"tiny"`` model (from ``lowrankdp.models`` metadata when that module
-    exposes it without torch), the ``pythia-*-shape`` presets, public Pythia hub ids, and local
-    checkpoints (``config.json``: ``hidden_size`` / ``n_embd`` / ``d_model``).
-    """
-    name = model.rsplit("/", 1)[-1].lower()
-    if name.endswith("-shape"):
-        name = name[: -len("-shape")]
-    if name.endswith("-deduped"):
-        name = name[: -len("-deduped")]
-    if name in _KNOWN_WIDTHS:
-        return _KNOWN_WIDTHS[name]
-    if model == "tiny":
-        return _tiny_width()
-    cfg = Path(model) / "config.json"
-    if cfg.is_file():
-        try:
-            data = json.loads(cfg.read_text())
-        except (OSError, ValueError):
-            return None
-        for k in ("hidden_size", "n_embd", "d_model"):
-            if isinstance(data.get(k), int):
-                return int(data[k])
-    return None
-
-
-def _tiny_width() -> int | None:
-    """Hidden size of the embedded tiny model, read without importing torch.
-
-    ``lowrankdp.models`` is torch layer, so it is not imported here: the default of
-    ``TinyRecipe.hidden_size`` is read from the source of ``lowrankdp/models/tiny.py`` (AST).
-    """
-    import ast
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("lowrankdp.models")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        src = Path(loc) / "tiny.py"
-        try:
-            tree = ast.parse(src.read_text())
-        except (OSError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and node.name == "TinyRecipe":
-                for st in node.body:
-                    if (isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)
-                            and st.target.id == "hidden_size" and isinstance(st.value, ast.Constant)
-                            and isinstance(st.value.value, int)):
-                        return int(st.value.value)
-    return None
-
 
 # ----------------------------------------------------------------------------------- helpers
 
