@@ -224,6 +224,25 @@ def test_audit_claim(tmp_path):
     assert C.claim_audit_below_accountant(_audit(tmp_path / "e", None)).verdict == Verdict.NOT_TESTABLE
 
 
+def test_audit_claim_reads_the_audit_packages_result(tmp_path):
+    """A lowrankdp.audit.AuditResult dict is read as two audits (SNJ and f-DP), each with its own largest
+    certifiable ε; an audit without that number gets it from lowrankdp.audit.max_certifiable_epsilon."""
+    from lowrankdp.audit import audit_scores, max_certifiable_epsilon
+
+    scores = [float(i) for i in range(1000)]
+    included = [i >= 500 for i in range(1000)]  # a perfect attack on 1,000 canaries
+    res = audit_scores(scores, included, k_pos=100, k_neg=100, delta=DELTA)
+    got = C.claim_audit_below_accountant(_audit(tmp_path / "a", res.to_dict()))
+    assert [f.setting.split(" · ")[1] for f in got.findings] == ["audit (SNJ)", "audit (f-DP)"]
+    # accountant ε = 4: a perfect 100/100 guess certifies less than 4 with SNJ at m = 1000 only if its max < 4
+    for f, cap in zip(got.findings, (res.max_epsilon_snj, res.max_epsilon_fdp)):
+        assert (f.verdict == Verdict.NOT_TESTABLE) == (cap <= 4.0)
+    bare = {"epsilon": 1.0, "delta": DELTA, "canaries": 100, "method": "snj"}
+    weak = C.claim_audit_below_accountant(_audit(tmp_path / "b", bare))
+    cap = max_certifiable_epsilon(canaries=100, delta=DELTA, method="snj", curve="epsilon_delta")
+    assert weak.verdict == Verdict.NOT_TESTABLE and f"{cap:.3g}" in weak.findings[0].reason
+
+
 # ------------------------------------------------------------------------------------------- sanity, limits
 
 def test_same_base(tmp_path):
@@ -245,3 +264,20 @@ def test_sweep_limitations(tmp_path):
         "'DP is private' here means 'DP did not learn'"]
     big = _rpue(tmp_path / "c", 4.5, 4.9)  # 3 seeds, DP utility gain 2 nats
     assert C.sweep_limitations(big) == []
+
+
+def test_fresh_and_fixed_projection_runs_are_different_cells(tmp_path):
+    from report_fixtures import config
+
+    items = []
+    for s in SEEDS:
+        for proj, u in (("fresh", 4.0), ("fixed", 4.6)):
+            cfg = config("compressed-dp-sgd", s, target_epsilon=4.0, projection=proj)
+            items.append((f"c-{proj}-{s}", record("compressed-dp-sgd", s, [(5.0, 7.0), (4.9, u + jitter(s))],
+                                                  eps=3.9, target=4.0, cfg=cfg)))
+        items.append((f"t-{s}", record("dp-sgd-targets", s, [(5.0, 7.0), (4.9, 4.3 + jitter(s + 1))], eps=3.9,
+                                       target=4.0)))
+    res = C.claim_compressed_vs_targets(_runs(tmp_path, items))
+    # fresh (4.0) beats the baseline (4.3), fixed (4.6) does not: two findings, never one pooled cell
+    assert sorted(f.verdict.value for f in res.findings) == ["does not hold", "holds"]
+    assert any("fixed projection" in f.setting for f in res.findings)

@@ -11,7 +11,7 @@ import pytest
 
 from lowrankdp.sweep import write_report
 
-from report_fixtures import config, mia_report, record, write_sweep
+from report_fixtures import mia_report, record, write_sweep
 
 FFT = [(5.0, 7.0), (4.0, 5.0), (3.0, 3.0)]
 SCRIPT = "<script>alert(1)</script>"
@@ -116,5 +116,19 @@ def test_memorisation_gap_column(tmp_path):
     md = md_path.read_text().splitlines()
     header = next(line for line in md if line.startswith("| run | method |"))
     col = [c.strip() for c in header.strip("|").split("|")].index("memorisation gap")
-    cell = lambda name: [c.strip() for c in next(x for x in md if x.startswith(f"| {name} |")).strip("|").split("|")][col]  # noqa: E731,E501
+    def cell(name):
+        return [c.strip() for c in next(x for x in md if x.startswith(f"| {name} |")).strip("|").split("|")][col]
+
     assert cell("fft") == "1.75" and cell("lora") == "—"
+
+
+def test_report_reads_only_stored_results(stored, tmp_path):
+    """Drawing the report imports no training code and no torch (it is a core-layer reader of result.json)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lowrankdp.sweep import write_report; "
+            f"write_report({str(stored)!r}, out={str(tmp_path)!r}); "
+            "print(sorted(m for m in ('torch', 'lowrankdp.finetune', 'lowrankdp.measure') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]"

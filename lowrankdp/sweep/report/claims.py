@@ -6,9 +6,10 @@ reason, and one :class:`Finding` per comparison it made, with the numbers.
 
 IMPORTANT: how claims compare.
 
-- Like with like only. Runs that differ only by seed are replicates of one *cell* (same dataset, model, epochs,
-  rank, α, target ε or σ, learning rate: :data:`~lowrankdp.sweep.report.loading.CELL_FIELDS`); two methods are
-  compared only within one dataset, model and number of epochs, cell against cell. Nothing is averaged across σ,
+- Like with like only. Runs whose resolved configs differ only by seed are replicates of one *cell* (same
+  dataset, model, epochs, rank, α, target ε or σ, learning rate, and every other setting:
+  :func:`~lowrankdp.sweep.report.loading.cell_key`); two methods are compared only within one dataset, model
+  and number of epochs, cell against cell. Nothing is averaged across σ,
   ε, dataset, rank or α: each pair of cells is its own finding.
 - Seeds are the replicates. A difference between two cells is estimated per seed over the seeds both cells have
   (paired), else by Welch's unequal-variance interval over the two sets of seeds; 95 % Student-t intervals.
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from scipy import stats
 
+from ...audit import max_certifiable_epsilon
 from ...metrics import epsilon_lower_bound
 from ...results import EpochMetrics
 from .loading import RunEntry, cell_key, context_key, group_by
@@ -176,6 +178,8 @@ def describe_cell(run: RunEntry) -> str:
         parts.append(f"r={run.field('rank')}")
     if run.field("alpha") is not None:
         parts.append(f"α={run.field('alpha')}")
+    if run.spec is not None and run.spec.projection and run.config.get("projection"):
+        parts.append(f"{run.config['projection']} projection")
     level = run.field("privacy_level")
     if level is not None:
         parts.append(f"target ε={level[1]:g}" if level[0] == "ε" else f"σ={level[1]}")
@@ -357,8 +361,8 @@ def _closeness_finding(fft: list[RunEntry], lora: list[RunEntry], dp: list[RunEn
 
 
 def claim_lora_close_to_dp(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §8.1): LoRA is about as private as DP-SGD — at equal utility, LoRA's
-    sensitive-token loss is closer to DP-SGD's than to FFT's."""
+    """[RPUE] (arXiv:2502.13313v2; docs/theory.md §8.1): LoRA is about as private as DP-SGD — at equal utility,
+    LoRA's sensitive-token loss is closer to DP-SGD's than to FFT's."""
     findings = [_closeness_finding(*t) for t in _triples(runs)]
     return _result("lora_close_to_dp", "LoRA about as private as DP-SGD (closer to DP-SGD than to FFT, equal "
                    "utility)", "[RPUE] arXiv:2502.13313v2; docs/theory.md §8.1", findings,
@@ -400,7 +404,8 @@ def claim_compressed_vs_targets(runs: Sequence[RunEntry]) -> ClaimResult:
 
 
 def claim_compressed_vs_lora_fa(runs: Sequence[RunEntry]) -> ClaimResult:
-    """[LRP] (arXiv:2601.21719v1; docs/theory.md §8.7): at equal ε, compressed DP-SGD vs DP-LoRA-FA (its comparator) on utility."""
+    """[LRP] (arXiv:2601.21719v1; docs/theory.md §8.7): at equal ε, compressed DP-SGD vs DP-LoRA-FA (its
+    comparator) on utility."""
     findings = [_utility_finding(a, b) for a, b in
                 _cell_pairs(runs, "compressed-dp-sgd", "dp-lora-fa", same_level=True)]
     return _result("compressed_vs_lora_fa", "Equal ε: compressed DP-SGD has better utility than DP-LoRA-FA",
@@ -456,15 +461,16 @@ def _flops_finding(ctx_runs: list[RunEntry], num: str, den: str, claimed: float)
     if not any(r.method == num for r in ctx_runs) or not any(r.method == den for r in ctx_runs):
         return None
     analytic = f"{aa / ad:.3g}" if aa and ad else "—"
-    setting = f"{ctx_runs[0].field('dataset')} · {ctx_runs[0].field('model')}: {num}/{den}"
+    labels = {r.method: r.label for r in ctx_runs}
+    setting = f"{ctx_runs[0].field('dataset')} · {ctx_runs[0].field('model')}: {labels[num]}/{labels[den]}"
     if not ma or not md:
         return Finding(setting, Verdict.NOT_TESTABLE, (("analytic ratio", analytic),),
                        "no measured FLOPs stored (the analytic count alone would check the formula against itself)")
     ratio = ma / md
     ok = abs(ratio / claimed - 1) <= FLOPS_TOLERANCE
     return Finding(setting, Verdict.HOLDS if ok else Verdict.DOES_NOT_HOLD,
-                   (("measured ratio", f"{ratio:.3g}"), ("claimed", f"{claimed:g}"), ("analytic ratio", analytic)),
-                   f"measured {ratio:.3g} vs claimed {claimed:g} (≈ means within {FLOPS_TOLERANCE:.0%})")
+                   (("measured ratio", f"{ratio:.3g}"), ("claimed", f"{claimed:.3g}"), ("analytic ratio", analytic)),
+                   f"measured {ratio:.3g} vs claimed {claimed:.3g} (≈ means within {FLOPS_TOLERANCE:.0%})")
 
 
 def claim_flops(runs: Sequence[RunEntry]) -> ClaimResult:
@@ -477,7 +483,8 @@ def claim_flops(runs: Sequence[RunEntry]) -> ClaimResult:
             if f is not None:
                 findings.append(f)
     return _result("flops", "FLOPs per token: DP-SGD ≈ 1.33× FFT and ≈ 2× LoRA (measured)",
-                   "[RPUE] arXiv:2502.13313v2; docs/theory.md §6", findings, "needs finished DP-SGD and FFT or LoRA runs")
+                   "[RPUE] arXiv:2502.13313v2; docs/theory.md §6", findings,
+                   "needs finished DP-SGD and FFT or LoRA runs")
 
 
 @functools.lru_cache(maxsize=256)
@@ -511,8 +518,10 @@ def _mia_finding(r: RunEntry) -> Finding | None:
             continue
         n_in, n_out = int(rep.get("n_in") or 0), int(rep.get("n_out") or 0)
         delta_lb = float(rep.get("delta", 0.0))
-        max_cert = perfect_attack_epsilon(n_in, n_out, delta_lb, float(rep.get("confidence", CONFIDENCE))) \
-            if n_in >= 2 and n_out >= 2 else None
+        max_cert = rep.get("epsilon_lower_bound_max")  # stored by lowrankdp.metrics.attack_report
+        if not isinstance(max_cert, (int, float)):
+            max_cert = perfect_attack_epsilon(n_in, n_out, delta_lb, float(rep.get("confidence", CONFIDENCE))) \
+                if n_in >= 2 and n_out >= 2 else None
         v, why = _testable(p.epsilon, float(rep["epsilon_lower_bound"]), delta_lb, p.delta, max_cert)
         verdicts.append(v)
         numbers.append((f"{attack} ({n_in}/{n_out})", f"{rep['epsilon_lower_bound']:.3g}"))
@@ -538,6 +547,10 @@ def _audit_finding(r: RunEntry, a: dict[str, Any]) -> Finding:
     max_cert = next((float(a[k]) for k in ("max_epsilon", "epsilon_max", "perfect_epsilon")
                      if isinstance(a.get(k), (int, float))), None)
     delta = a.get("delta")
+    if max_cert is None and isinstance(a.get("canaries"), int) and a.get("method") in ("snj", "fdp") \
+            and isinstance(delta, (int, float)) and a["canaries"] >= 1:
+        max_cert = max_certifiable_epsilon(canaries=a["canaries"], delta=float(delta), method=a["method"],
+                                           curve="epsilon_delta")
     v, why = _testable(p.epsilon, lb, float(delta) if isinstance(delta, (int, float)) else None, p.delta, max_cert)
     numbers = (("audited ε", f"{lb:.3g}"), ("accountant ε", f"{p.epsilon:.3g}"),
                ("canaries", str(a.get("canaries", "—"))), ("method", str(a.get("method", "—"))))
@@ -545,8 +558,9 @@ def _audit_finding(r: RunEntry, a: dict[str, Any]) -> Finding:
 
 
 def claim_audit_below_accountant(runs: Sequence[RunEntry]) -> ClaimResult:
-    """No audited ε (one-run audit, Steinke, Nasr and Jagielski, arXiv:2305.08846v1; docs/theory.md §9.4) exceeds the accountant's ε,
-    judged only at the accountant's δ and where the audit's canaries could certify more than that ε."""
+    """No audited ε exceeds the accountant's ε (one-run audit: Steinke, Nasr and Jagielski, arXiv:2305.08846v1;
+    docs/theory.md §9.4), judged only at the accountant's δ and where the audit's canaries could certify more than
+    that ε."""
     findings = [_audit_finding(r, a) for r in runs if r.ok and r.private and r.privacy is not None
                 and r.privacy.epsilon is not None for a in r.audits]
     return _result("audit_below_accountant", "No audited ε exceeds the accountant's ε",

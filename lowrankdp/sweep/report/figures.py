@@ -193,33 +193,35 @@ def fig_frontier(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
 
 def equal_utility_rows(runs: Sequence[RunEntry]) -> list[tuple[RunEntry, Any, Any, Any]]:
     """Per non-FFT cell with an FFT reference: (first run, Δ sensitive loss vs FFT at equal utility,
-    memorisation gap, number of runs at equal utility) — estimates over seeds."""
+    memorisation gap, "k of n" runs matched at equal utility) — estimates over seeds."""
     fft = group_by([r for r in runs if r.ok and r.method == "fft"], context_key)
     rows = []
     for cell in group_by([r for r in runs if r.ok], cell_key).values():
         r0 = cell[0]
         gap = estimate(v for r in cell if (v := r.value("memorization_gap_token")) is not None)
         ref = fft.get(context_key(r0))
-        delta, eq = (None, 0)
+        delta, eq = None, "—"
         if ref and r0.method != "fft":
             d, eq = equal_utility_deltas(cell, ref)
             delta = estimate(d.values())
+            eq = f"{eq} of {len(d)}"
         rows.append((r0, delta, gap, eq))
     return rows
 
 
 def fig_equal_utility(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
     title = "Privacy at equal utility"
-    caption = ("Left: each cell's sensitive-token loss minus FFT's at the same utility loss (FFT's trajectory "
+    caption = ("Each cell's sensitive-token loss minus FFT's at the same utility loss (FFT's trajectory "
                "interpolated; both base-subtracted; > 0 = more private than FFT at equal utility; mean over "
                "seeds, bars: 95 % interval; a run whose utility is outside FFT's trajectory is compared with "
-               "FFT's last epoch). Right: memorisation gap (test − train sensitive-token loss) at the last "
-               "epoch; > 0 = better on the values trained on.")
+               "FFT's last epoch), and, where stored, the memorisation gap (test − train sensitive-token loss) "
+               "at the last epoch (> 0 = better on the values trained on).")
     rows = equal_utility_rows(runs)
     notes = _missing(runs, lambda r: r.value("sensitive_loss_token") is not None, "a sensitive-token loss")
     short = cell_labels(runs)
     panels = [(items, xl) for items, xl in (
-        ([(r, d) for r, d, _, _ in rows if d is not None], "Δ sensitive loss vs FFT at equal utility (nats) ↑ more private"),
+        ([(r, d) for r, d, _, _ in rows if d is not None],
+         "Δ sensitive loss vs FFT at equal utility (nats) ↑ more private"),
         ([(r, g) for r, _, g, _ in rows if g is not None], "memorisation gap, test − train (nats)")) if items]
     if not panels:
         return Figure("equal_utility", title, caption, None, notes)
@@ -405,8 +407,10 @@ def fig_roc(runs: Sequence[RunEntry], labels: dict[str, str], attack: str = "los
 def fig_audit(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
     title = "Accountant ε vs audited ε"
     caption = ("Each stored privacy audit of a DP run: its certified lower bound on ε against the accountant's ε "
-               "(diagonal: equality; a point above it would contradict the accountant, if the audit could "
-               "certify that much at its number of canaries).")
+               "(diagonal: equality). A point above the diagonal contradicts the accountant; where the grey bar "
+               "(the largest ε the audit could certify with its canaries) lies below the diagonal, the audit "
+               "could not have contradicted it (\"not testable\" in the claims). Squares: ε is an estimate or "
+               "rests on an assumption.")
     pts = [(r, a) for r in runs if r.ok and r.private and r.privacy and r.privacy.epsilon is not None
            for a in r.audits]
     if not pts:
@@ -419,6 +423,12 @@ def fig_audit(runs: Sequence[RunEntry], labels: dict[str, str]) -> Figure:
                    if isinstance(a.get(k), (int, float))), math.nan)
         ax.plot([r.privacy.epsilon], [lb], "o" if not epsilon_flag(r) else "s", color=r.color,
                 label=f"{r.label} · {a.get('name', 'audit')}")
+        cap = next((float(a[k]) for k in ("max_epsilon", "epsilon_max", "perfect_epsilon")
+                    if isinstance(a.get(k), (int, float))), None)
+        if cap is not None:  # the most this audit could have certified
+            ax.plot([r.privacy.epsilon], [cap], "_", ms=14, mew=2, color="gray",
+                    label="largest ε the audit could certify")
+            top = max(top, cap)
         top = max(top, r.privacy.epsilon, lb if math.isfinite(lb) else 0.0)
     ax.plot([0, top * 1.1], [0, top * 1.1], "--", color="gray", lw=1)
     ax.set(xlabel="accountant ε", ylabel="audited ε (lower bound)", title=title)

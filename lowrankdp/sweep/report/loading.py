@@ -23,12 +23,13 @@ from ...methods import METHOD_NAMES, METHODS, MethodSpec
 from ...results import EpochMetrics, Privacy, ResultError, RunRecord, RunStatus, get_path, read_record
 from ..index import RunIndex
 
-__all__ = ["RunState", "RunEntry", "SweepData", "load_sweep", "cell_key", "context_key", "group_by", "CELL_FIELDS"]
+__all__ = ["RunState", "RunEntry", "SweepData", "load_sweep", "cell_key", "context_key", "group_by",
+           "CELL_FIELDS"]
 
 INDEX_FILE = "index.sqlite"
 SWEEP_FILE = "sweep.json"
 
-#: what a comparison holds fixed besides the method: runs that differ only by seed are replicates of one cell
+#: the settings a cell is described by; the cell itself (:func:`cell_key`) is the whole resolved config but the seed
 CELL_FIELDS = ("dataset", "model", "epochs", "rank", "alpha", "privacy_level", "lr")
 
 
@@ -133,6 +134,8 @@ class RunEntry:
             spec = self.spec
             applies = spec is not None and (spec.uses_rank if name == "rank" else spec.uses_alpha)
             return c.get(name) if applies else None
+        if name == "lr":
+            return c.get("lr") if c.get("lr") is not None else c.get("effective_lr")
         if name == "privacy_level":
             if not self.private:
                 return None
@@ -147,9 +150,17 @@ def _finite(v: Any) -> float | None:
     return float(v)
 
 
+#: config keys that do not make two runs different settings (the seed makes them replicates)
+_NOT_A_SETTING = frozenset({"seed", "out_dir", "resume", "overwrite", "base_cache", "progress"})
+
+
 def cell_key(run: RunEntry) -> tuple:
-    """The method plus every :data:`CELL_FIELDS` value: runs with equal keys differ only by seed."""
-    return (run.method,) + tuple(_hashable(run.field(f)) for f in CELL_FIELDS)
+    """Equal for runs whose resolved configs differ only by seed (and where they run): the replicates of one
+    cell. With a target ε, σ is the accountant's calibration and not a setting of its own."""
+    c = {k: v for k, v in run.config.items() if k not in _NOT_A_SETTING}
+    if c.get("target_epsilon") is not None:
+        c.pop("noise_multiplier", None)
+    return (run.method, json.dumps(c, sort_keys=True, default=str))
 
 
 def context_key(run: RunEntry) -> tuple:
@@ -263,7 +274,9 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _stored_audits(run_dir: Path, record: RunRecord) -> tuple[dict[str, Any], ...]:
     """Privacy audits stored with a run: ``measurements["audit"]`` of its final epoch, and a top-level
-    ``"audit"`` block of ``result.json``; each either one audit dict or a dict/list of them."""
+    ``"audit"`` block of ``result.json``; each either one audit dict (``epsilon``, ``delta``, ``max_epsilon``,
+    ``canaries``, ``method``; or a ``lowrankdp.audit.AuditResult`` dict, read as its SNJ and f-DP audits) or a
+    dict/list of them."""
     found: list[dict[str, Any]] = []
     final = record.final
     if final is not None:
@@ -282,6 +295,13 @@ def _audit_dicts(block: Any, name: str | None = None) -> list[dict[str, Any]]:
         return [a for i, b in enumerate(block) for a in _audit_dicts(b, f"{name or 'audit'}[{i}]")]
     if not isinstance(block, Mapping):
         return []
+    if "epsilon_snj" in block:  # lowrankdp.audit.AuditResult.to_dict(): one audit, two analyses
+        common = {k: block.get(k) for k in ("canaries", "guesses", "correct", "delta", "confidence")}
+        base = name or "audit"
+        return [{"name": f"{base} (SNJ)", "method": "snj", "epsilon": block.get("epsilon_snj"),
+                 "max_epsilon": block.get("max_epsilon_snj"), **common},
+                {"name": f"{base} (f-DP)", "method": "fdp", "epsilon": block.get("epsilon_fdp_epsilon_delta"),
+                 "max_epsilon": block.get("max_epsilon_fdp"), **common}]
     if any(k in block for k in ("epsilon", "epsilon_lower_bound", "epsilon_lb")):
         return [{"name": name or str(block.get("kind") or "audit"), **block}]
     return [a for k, v in block.items() for a in _audit_dicts(v, k if name is None else f"{name}.{k}")]

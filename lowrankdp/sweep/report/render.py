@@ -110,7 +110,7 @@ def _equal_eps_rows(runs: Sequence[RunEntry]) -> tuple[tuple[str, ...], ...]:
 
 
 def _equal_utility_table(runs: Sequence[RunEntry]) -> tuple[tuple[str, ...], ...]:
-    return tuple((describe_cell(r0), _est(d), f"{eq}" if d is not None else "—", _est(g))
+    return tuple((describe_cell(r0), _est(d), eq if d is not None else "—", _est(g))
                  for r0, d, g, eq in equal_utility_rows(runs))
 
 
@@ -123,9 +123,19 @@ def _run_rows(runs: Sequence[RunEntry], attack: str) -> tuple[tuple[str, ...], .
                      _fmt(c.get("noise_multiplier") if p is None else p.noise_multiplier), _fmt(c.get("lr")),
                      _fmt(r.seed), r.state.value, _fmt(r.wall_time_s), _fmt(r.value("sensitive_loss_token")),
                      _fmt(r.value("utility_loss")), _fmt(r.value("memorization_gap_token")),
-                     _fmt(r.value("exposure.value")), _fmt(r.value(f"mia.{attack}.auc")), eps,
+                     _fmt(r.value("exposure.value")), _auc(r, attack), eps,
                      (r.problem or r.reason or "")[:300]))
     return tuple(rows)
+
+
+def _auc(r: RunEntry, attack: str) -> str:
+    """AUC with its stored 95 % interval, e.g. "0.55 [0.49, 0.61]"."""
+    auc, ci = r.value(f"mia.{attack}.auc"), r.final.metric(f"mia.{attack}.auc_ci") if r.final else None
+    if auc is None:
+        return "—"
+    ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) and math.isfinite(x)
+                                                                for x in ci)
+    return f"{auc:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]" if ok else f"{auc:.3g}"
 
 
 def _table_blocks(runs: Sequence[RunEntry], attack: str) -> list[Block]:
@@ -141,7 +151,8 @@ def _table_blocks(runs: Sequence[RunEntry], attack: str) -> list[Block]:
         Block("caption", "Sensitive-token loss minus FFT's at the same utility loss (base-subtracted, nats, > 0 = "
                          "more private than FFT), how many runs were matched at equal utility, and the "
                          "memorisation gap (test − train sensitive-token loss) at the last epoch."),
-        Block("table", head=("cell", "Δ vs FFT at equal utility", "runs at equal utility", "memorisation gap"),
+        Block("table", head=("cell", "Δ vs FFT at equal utility", "runs matched at equal utility (others: vs "
+                                     "FFT's last epoch)", "memorisation gap"),
               rows=_equal_utility_table(runs)),
         Block("h2", "Every run"),
         Block("caption", "State: ok / failed / unfinished (interrupted or still running: no final values) / "
@@ -149,7 +160,7 @@ def _table_blocks(runs: Sequence[RunEntry], attack: str) -> list[Block]:
                          "Values are from the last epoch of runs that finished ok. † ε is not a proven bound."),
         Block("table", head=("run", "method", "rank", "α", "target ε", "σ", "lr", "seed", "state", "wall time (s)",
                              "sens. loss", "utility loss", "memorisation gap", "exposure (bits)",
-                             f"AUC ({attack})", "ε", "reason"), rows=_run_rows(runs, attack)),
+                             f"AUC ({attack}) [95 %]", "ε", "reason"), rows=_run_rows(runs, attack)),
     ]
 
 
@@ -186,7 +197,8 @@ def build_blocks(data: SweepData, title: str, claims: Sequence[ClaimResult], fig
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1320px;margin:24px auto;padding:0 16px;
 color:#222;line-height:1.45}
-h1{font-size:24px;margin-bottom:4px} h3{font-size:15px;margin-top:20px} h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h1{font-size:24px;margin-bottom:4px} h3{font-size:15px;margin-top:20px}
+h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555;font-size:13px} .caption{color:#444;font-size:13.5px;max-width:1100px}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px;font-size:13px;margin:8px 0}
 .banner{background:#fde2e2;border:2px solid #c00;padding:10px;font-weight:bold}
@@ -216,7 +228,7 @@ def _html_block(b: Block) -> str:
     if b.kind == "figure":
         f = b.figure
         if f is None or f.png is None:
-            return "<p class='note'>Not drawn: no stored values.</p>"
+            return "" if f is not None and f.notes else "<p class='note'>Not drawn: no stored values.</p>"
         return f"<img alt='{e(f.title)}' src='data:image/png;base64,{base64.b64encode(f.png).decode()}'>"
     cls = {"p": "meta", "note": "note", "banner": "banner", "caption": "caption"}.get(b.kind, "caption")
     return f"<p class='{cls}'>{e(b.text)}</p>"
@@ -246,7 +258,7 @@ def _md_block(b: Block) -> list[str]:
     if b.kind == "figure":
         f = b.figure
         if f is None or f.png is None:
-            return ["_Not drawn: no stored values._", ""]
+            return [] if f is not None and f.notes else ["_Not drawn: no stored values._", ""]
         return [f"![{md_escape(f.title)}](report_figures/{f.key}.png)", ""]
     prefix = {"note": "> ", "banner": "> **", "caption": ""}.get(b.kind, "")
     suffix = "**" if b.kind == "banner" else ""
