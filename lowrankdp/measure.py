@@ -661,7 +661,7 @@ def _per_type(inputs: MeasureInputs, lp_tr, base_tr) -> dict[str, Any]:
 
 
 def _mia_block(inputs: MeasureInputs, lp_tr, lp_te, base_tr, base_te, *, min_k: float, n_bootstrap: int,
-               seed: int) -> tuple[dict[str, Any], int, int]:
+               seed: int, delta: float) -> tuple[dict[str, Any], int, int]:
     """Membership scores: members = train records, non-members = test records (all scored tokens)."""
     from .metrics import attack_report
 
@@ -675,7 +675,7 @@ def _mia_block(inputs: MeasureInputs, lp_tr, lp_te, base_tr, base_te, *, min_k: 
     te_txt = [inputs.test.records[i].text for i in keep_te]
 
     def report(a, b):
-        return attack_report(a, b, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+        return attack_report(a, b, n_bootstrap=n_bootstrap, seed=seed, delta=delta).to_dict()
 
     mia: dict[str, Any] = {
         "loss": report(_lm.loss_score(m_in), _lm.loss_score(m_out)),
@@ -707,6 +707,7 @@ def measure_all(
     exposure_sample_size: int = DEFAULT_EXPOSURE_SAMPLE,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    delta: float = 0.0,
 ) -> dict[str, Any]:
     """Every leakage/utility measure of ``model``; a JSON-able dict (see module doc and ``docs/measure.md`` for
     each key). The one scorer of the toolkit: every loss the fine-tuning engine logs comes from here.
@@ -717,7 +718,8 @@ def measure_all(
     keys and the reference attack: pass ``base_model``, or its per-token log-probs on the same ``inputs``
     (``base_logprobs``, from :func:`model_logprobs`) to avoid re-scoring it. ``exposure_max_candidates``: rank
     exactly up to this many candidates (None → :data:`DEFAULT_EXACT_MAX`; 0 → always the fitted estimate).
-    ``min_k``: the k of min-k %. Keys: ``sensitive_loss_token``, ``sensitive_loss_seq_mean``,
+    ``min_k``: the k of min-k %. ``delta``: the δ at which the membership attacks' ε lower bounds are certified (a
+    run passes its accountant's δ, so the two are comparable). Keys: ``sensitive_loss_token``, ``sensitive_loss_seq_mean``,
     ``sensitive_loss_quantiles``, ``sensitive_loss_token_quantiles``, ``utility_loss``, ``utility_loss_seq_mean``,
     ``sensitive_loss_test_token``, ``sensitive_loss_test_seq_mean``, ``memorization_gap_token``; with a base
     also ``base_*``, ``*_gain_vs_base``, ``memorization_gap_token_gain_vs_base``; ``per_type``, ``exposure``
@@ -772,7 +774,7 @@ def measure_all(
         seconds["exposure"] = time.perf_counter() - t
     t = time.perf_counter()
     out["mia"], n_in, n_out = _mia_block(inputs, lp_tr, lp_te, base_tr, base_te, min_k=min_k,
-                                         n_bootstrap=n_bootstrap, seed=seed)
+                                         n_bootstrap=n_bootstrap, seed=seed, delta=delta)
     seconds["mia"] = time.perf_counter() - t
     out["counts"] = {
         "n_train": len(inputs.train), "n_test": len(inputs.test), "n_canary_records_excluded": inputs.n_canary,

@@ -28,7 +28,7 @@ __all__ = ["BaseCache", "privacy_block", "measure_kwargs"]
 def measure_kwargs(config) -> dict[str, Any]:
     """The keyword arguments of ``measure_all`` a run uses (also part of the base-cache key)."""
     kw: dict[str, Any] = dict(batch_size=config.measure_batch_size, exposure_max_candidates=config.exposure_max_candidates,
-                              progress=False, seed=config.seed)
+                              progress=False, seed=config.seed, delta=config.delta)
     for k in ("n_bootstrap", "exposure_sample_size"):
         if k in config.extra.get("measure_kwargs", {}):
             kw[k] = config.extra["measure_kwargs"][k]

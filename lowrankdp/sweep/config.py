@@ -17,7 +17,7 @@ Config files are TOML (``tomllib``) or YAML (``pyyaml`` where installed) with th
     [method.<m>] per-method overrides of [train] (e.g. [method.fft] lr = 2.5e-4)
     [datasets.<name>]  generate = "customersim"|"synbio", seed, sizes, canary_repeats  -- or -- path = DIR
     [execution]  gpus_per_run, cpus_per_run, timeout_s, jobs, runner ("finetune" or "synthetic")
-    [report]     projection_ranks, accountant
+    [report]     attack (the membership attack the ROC figure shows)
 
 Every check runs before any training and raises ``ValueError`` naming the field, e.g.
 ``"grid.noise_multipliers[1] must be in [0, inf), got -0.5"``.
@@ -317,23 +317,13 @@ class ExecutionSpec:
 
 @dataclass(frozen=True)
 class ReportSpec:
-    projection_ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
-    accountant: str = "rdp"
     attack: str = "loss"  # which stored membership attack the ROC figure shows
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ReportSpec":
         d = _table("report", d)
         _check_keys("report", d, cls.__dataclass_fields__)
-        ranks = tuple(
-            check_int(f"report.projection_ranks[{i}]", r, minimum=1)
-            for i, r in enumerate(_as_list("report.projection_ranks", d.get("projection_ranks", list(cls.projection_ranks))))
-        )
-        acc = d.get("accountant", "rdp")
-        if not isinstance(acc, str):
-            raise ValueError(f"report.accountant must be a string, got {acc!r}")
-        att = check_choice("report.attack", d.get("attack", "loss"), ("loss", "zlib", "min_k", "reference"))
-        return cls(projection_ranks=ranks, accountant=acc, attack=att)
+        return cls(attack=check_choice("report.attack", d.get("attack", "loss"), ("loss", "zlib", "min_k", "reference")))
 
 
 @dataclass(frozen=True)
