@@ -689,6 +689,25 @@ def _mia_block(inputs: MeasureInputs, lp_tr, lp_te, base_tr, base_te, *, min_k: 
     return mia, len(keep_tr), len(keep_te)
 
 
+def _base_logprobs(model, inputs, base_model, base_logprobs, model_lp, *, batch_size, device, progress, seconds):
+    """The base model's per-token log-probs on ``inputs``: scored here from ``base_model``, or given."""
+    if base_model is not None and base_logprobs is not None:
+        raise ValueError("base_model and base_logprobs are alternatives; pass one of them")
+    if base_model is not None:
+        if getattr(base_model.config, "vocab_size", None) != getattr(model.config, "vocab_size", None):
+            raise ValueError("base_model must share the tokenizer (vocabulary sizes differ: "
+                             f"{base_model.config.vocab_size} vs {model.config.vocab_size})")
+        t = time.perf_counter()
+        lp = model_logprobs(base_model, inputs, batch_size=batch_size, device=device, progress=progress, who="base")
+        seconds["base_pass"] = time.perf_counter() - t
+        return lp
+    if base_logprobs is not None:
+        if len(base_logprobs[0]) != len(model_lp[0]) or len(base_logprobs[1]) != len(model_lp[1]):
+            raise ValueError("base_logprobs must come from model_logprobs on the same inputs (record counts differ)")
+        return base_logprobs
+    return None, None
+
+
 def measure_all(
     model: torch.nn.Module,
     tokenizer,
@@ -730,12 +749,6 @@ def measure_all(
     if exposure_max_candidates is not None:
         exposure_max_candidates = check_int("exposure_max_candidates", exposure_max_candidates, minimum=0)
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=1)
-    if base_model is not None and base_logprobs is not None:
-        raise ValueError("base_model and base_logprobs are alternatives; pass one of them")
-    if base_model is not None and getattr(base_model.config, "vocab_size", None) != getattr(
-            model.config, "vocab_size", None):
-        raise ValueError("base_model must share the tokenizer (vocabulary sizes differ: "
-                         f"{base_model.config.vocab_size} vs {model.config.vocab_size})")
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
     if inputs is None:
@@ -749,17 +762,8 @@ def measure_all(
     t = time.perf_counter()
     lp_tr, lp_te = model_logprobs(model, inputs, batch_size=batch_size, device=dev, progress=progress)
     seconds["model_pass"] = time.perf_counter() - t
-    base_tr = base_te = None
-    if base_model is not None:
-        t = time.perf_counter()
-        base_tr, base_te = model_logprobs(base_model, inputs, batch_size=batch_size, device=dev,
-                                          progress=progress, who="base")
-        seconds["base_pass"] = time.perf_counter() - t
-    elif base_logprobs is not None:
-        base_tr, base_te = base_logprobs
-        if len(base_tr) != len(lp_tr) or len(base_te) != len(lp_te):
-            raise ValueError("base_logprobs must come from model_logprobs on the same inputs (record counts differ)")
-
+    base_tr, base_te = _base_logprobs(model, inputs, base_model, base_logprobs, (lp_tr, lp_te), batch_size=batch_size,
+                                      device=dev, progress=progress, seconds=seconds)
     out = _loss_block(inputs, lp_tr, lp_te)
     n = out.pop("_n")
     if base_tr is not None:

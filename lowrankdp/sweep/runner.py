@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
-from ..results import ResultError, RunStatus, read_record
+from ..results import ResultError, RunStatus, atomic_write_json, read_record
 from .config import RUNNERS, RunSpec, SweepConfig
 from .index import FINISHED, RunIndex
 
@@ -279,78 +279,34 @@ def run_sweep(
     config.validate(check_data=True, sweep_dir=out)
     with _Lock(out / ".sweep.lock"):
         index = RunIndex(out / "index.sqlite")
-        existing = index.rows()
-        if existing and not resume:
-            raise ValueError(
-                f"--out {out} already holds a sweep ({len(existing)} runs indexed); pass --resume to "
-                "continue it or choose another --out"
-            )
-        stored = sorted((out / "runs").glob("*/result.json")) if (out / "runs").is_dir() else []
-        if not existing and stored:
-            raise ValueError(f"{out / 'index.sqlite'} lists no run but {out / 'runs'} holds {len(stored)} run "
-                             "result(s): the index was lost or replaced; refusing to overwrite those runs "
-                             "(restore the index or move runs/ away)")
+        _check_index(index, out, resume)
         specs = config.runs(out)
         if only is not None:
-            wanted = set(only)
-            specs = [s for s in specs if s.name in wanted or s.key in wanted]
-        from ..provenance import provenance
-
-        prov = provenance()
-        sweep_record = {
-            "name": config.name,
-            "source": config.source,
-            "config": config.to_dict(),
-            "runs": [{"key": s.key, "name": s.name, "run_dir": str(_run_dir(out, s).relative_to(out))}
-                     for s in specs],
-            "executor": executor,
-            "runner": runner,
-            "provenance": prov,
-        }
-        (out / "sweep.json").write_text(json.dumps(sweep_record, indent=2, default=str))
+            specs = [s for s in specs if s.name in set(only) or s.key in set(only)]
+        sweep_record = _sweep_record(config, specs, out, executor, runner)
+        atomic_write_json(out / "sweep.json", sweep_record)
         index.set_meta("sweep", {"name": config.name, "source": config.source})
         interrupted = index.mark_interrupted()
         if interrupted:
             log(f"{len(interrupted)} run(s) interrupted by an earlier stop will be redone")
-
-        timings: dict[str, Any] = {}
-        timings["data"] = prepare_data(config, out, log=log)
+        timings: dict[str, Any] = {"data": prepare_data(config, out, log=log)}
         skip_status = {"ok"} if retry_failed else set(FINISHED)
         before = {r["run_key"]: r["status"] for r in index.rows()}
         any_todo = any(before.get(s.key) not in skip_status for s in specs)
         timings["models"] = _prepare_models(list(config.grid.models) if any_todo else [], runner, log)
         index.add_runs([(s.key, s.name, s.config, str(_run_dir(out, s).relative_to(out))) for s in specs])
-
         rows = {r["run_key"]: r for r in index.rows()}
         done = {s.key for s in specs if rows[s.key]["status"] in skip_status and _result_finished(out, rows[s.key])}
         todo = [s for s in specs if s.key not in done]
-        skipped = [s.name for s in specs if s.key in done]
-        result = SweepResult(out_dir=out, total=len(specs), skipped=skipped,
+        result = SweepResult(out_dir=out, total=len(specs), skipped=[s.name for s in specs if s.key in done],
                              interrupted_before=[rows[k]["name"] for k in interrupted if k in rows])
-        if skipped:
-            log(f"resume: skipping {len(skipped)} finished run(s)")
+        if result.skipped:
+            log(f"resume: skipping {len(result.skipped)} finished run(s)")
         log(f"{len(todo)} run(s) to do of {len(specs)} ({executor} executor, runner {runner})")
-        payloads = []
-        for s in todo:
-            payloads.append({
-                "run_key": s.key, "name": s.name, "config": s.config, "runner": runner,
-                "run_dir": str(_run_dir(out, s)), "threads": config.execution.threads_per_run,
-                "timeout_s": config.execution.timeout_s, "gpus": s.gpus, "cpus": s.cpus,
-            })
-        done_times: list[float] = []
-
-        def on_done(i_done: int, rec: dict[str, Any]) -> None:
-            done_times.append(rec["wall_time_s"])
-            if rec["status"] == "ok":
-                result.ran.append(rec["name"])
-            else:
-                result.failed[rec["name"]] = rec["reason"] or "?"
-            left = len(payloads) - i_done
-            eta = (sum(done_times) / len(done_times)) * left / max(1, jobs if executor == "local" else 1)
-            tail = f", ~{_fmt_s(eta)} left" if left else ""
-            what = "ok" if rec["status"] == "ok" else f"FAILED: {rec['reason']}"
-            log(f"[{i_done}/{len(payloads)}] {rec['name']} {what} ({_fmt_s(rec['wall_time_s'])}{tail})")
-
+        payloads = [{"run_key": s.key, "name": s.name, "config": s.config, "runner": runner,
+                     "run_dir": str(_run_dir(out, s)), "threads": config.execution.threads_per_run,
+                     "timeout_s": config.execution.timeout_s, "gpus": s.gpus, "cpus": s.cpus} for s in todo]
+        on_done = _progress(result, len(payloads), jobs if executor == "local" else 1, log)
         if executor == "local":
             _execute_local(payloads, index, jobs, on_done, log)
         else:
@@ -358,12 +314,51 @@ def run_sweep(
         result.counts = index.counts()
         result.wall_time_s = time.time() - t_start
         timings["sweep_s"] = result.wall_time_s
-        sweep_record["timings"] = timings
-        sweep_record["result"] = result.to_dict()
-        (out / "sweep.json").write_text(json.dumps(sweep_record, indent=2, default=str))
+        atomic_write_json(out / "sweep.json", {**sweep_record, "timings": timings, "result": result.to_dict()})
         log(f"done in {_fmt_s(result.wall_time_s)}: {result.counts['ok']} ok, {result.counts['failed']} failed "
-            f"({len(result.ran)} ran now, {len(skipped)} skipped)")
+            f"({len(result.ran)} ran now, {len(result.skipped)} skipped)")
     return result
+
+
+def _check_index(index: RunIndex, out: Path, resume: bool) -> None:
+    """A directory holding a sweep is continued only with --resume; an index that lost its rows while runs/ holds
+    results is refused (a resume would otherwise redo, and so delete, finished runs)."""
+    existing = index.rows()
+    if existing and not resume:
+        raise ValueError(f"--out {out} already holds a sweep ({len(existing)} runs indexed); pass --resume to "
+                         "continue it or choose another --out")
+    stored = sorted((out / "runs").glob("*/result.json")) if (out / "runs").is_dir() else []
+    if not existing and stored:
+        raise ValueError(f"{out / 'index.sqlite'} lists no run but {out / 'runs'} holds {len(stored)} run "
+                         "result(s): the index was lost or replaced; refusing to overwrite those runs "
+                         "(restore the index or move runs/ away)")
+
+
+def _sweep_record(config: SweepConfig, specs: list[RunSpec], out: Path, executor: str, runner: str) -> dict[str, Any]:
+    from ..provenance import provenance
+
+    return {"name": config.name, "source": config.source, "config": config.to_dict(),
+            "runs": [{"key": s.key, "name": s.name, "run_dir": str(_run_dir(out, s).relative_to(out))} for s in specs],
+            "executor": executor, "runner": runner, "provenance": provenance()}
+
+
+def _progress(result: SweepResult, total: int, parallel: int, log: Callable[[str], None]):
+    """The callback that records each finished run and prints progress with an ETA."""
+    done_times: list[float] = []
+
+    def on_done(i_done: int, rec: dict[str, Any]) -> None:
+        done_times.append(rec["wall_time_s"])
+        if rec["status"] == "ok":
+            result.ran.append(rec["name"])
+        else:
+            result.failed[rec["name"]] = rec["reason"] or "?"
+        left = total - i_done
+        eta = (sum(done_times) / len(done_times)) * left / max(1, parallel)
+        tail = f", ~{_fmt_s(eta)} left" if left else ""
+        what = "ok" if rec["status"] == "ok" else f"FAILED: {rec['reason']}"
+        log(f"[{i_done}/{total}] {rec['name']} {what} ({_fmt_s(rec['wall_time_s'])}{tail})")
+
+    return on_done
 
 
 def _execute_local(payloads, index: RunIndex, jobs: int, on_done, log) -> None:

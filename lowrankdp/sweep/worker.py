@@ -121,7 +121,8 @@ def _call(runner: str, config: dict[str, Any], run_dir: Path) -> None:
     if runner == "finetune":
         from lowrankdp.finetune.config import FinetuneConfig
 
-        fn(FinetuneConfig.from_dict({**config, "out_dir": str(run_dir)}), raise_invalid=False)
+        # the run directory is the sweep's own (emptied by the runner; it holds this process's log.txt)
+        fn(FinetuneConfig.from_dict({**config, "out_dir": str(run_dir), "overwrite": True}), raise_invalid=False)
     else:
         fn({**config, "out_dir": str(run_dir)})
 
