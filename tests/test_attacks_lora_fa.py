@@ -235,3 +235,46 @@ def test_clip_robust_closed_form_matches_explicit_least_squares():
             res[hyp] = float((rhs + (cols @ sol)[:, 0]).norm() / p.norm())
         ref = math.log(res["out"]) - math.log(res["in"])
         assert got[i] == pytest.approx(ref, rel=1e-6, abs=1e-6)
+
+
+def _replay_world(k: int, steps: int, rank: int, clip: float | None, seed: int):
+    splits = lf.load_digits_splits(seed=0)
+    base = lf.pretrained_base(hidden=128, seed=0)
+    gen = torch.Generator().manual_seed(seed)
+    n = splits.train_x.shape[0]
+    targets = torch.randint(0, splits.pool_x.shape[0], (k,), generator=gen)
+    x = torch.cat([splits.train_x.expand(k, -1, -1), splits.pool_x[targets][:, None]], dim=1)
+    y = torch.cat([splits.train_y.expand(k, -1), splits.pool_y[targets][:, None]], dim=1)
+    weights = torch.ones(k, n + 1, dtype=torch.float64)
+    a = lf.set_lora_fa_A(torch.empty(k, rank, 64, dtype=torch.float64), generator=gen)
+    b = lf.lora_fa_train(base, x, y, weights, a, scaling=1.0, lr=1.0, steps=steps, n_norm=n, clip=clip)
+    return base, x, y, weights, a, b, n
+
+
+@pytest.mark.parametrize("clip", [None, 0.5], ids=["no-clip", "clip"])
+def test_replay_with_the_true_gram_matrix_reproduces_training(clip):
+    """Training depends on A only through AᵀA: replaying with the true M reproduces the release to rounding,
+    clipping included (clip factors from ‖Ax‖² = xᵀMx)."""
+    base, x, y, w, a, b, n = _replay_world(3, 3, 8, clip, seed=4)
+    sigma = 1e-9 if clip is not None else 0.0  # sigma > 0 switches clipping on in the replay; noise not replayed
+    cfg = lf.LoraFAConfig(rank=8, steps=3, sigma=sigma, clip=clip or 0.5, train_size=n)
+    dw = b @ a
+    pred, _ = lf._replay(cfg, base, x, y, w, a.transpose(1, 2) @ a, float(n))
+    rel = (pred - dw).norm(dim=(1, 2)) / dw.norm(dim=(1, 2))
+    assert float(rel.max()) < 1e-12
+
+
+def test_replay_attack_separates_after_two_steps():
+    cfg = lf.LoraFAConfig(rank=4, steps=2, trials=8, chunk=8, n_bootstrap=0, seed=5)
+    assert cfg.distinguisher == "replay"
+    res = lf.run_lora_fa_attack(cfg)
+    # 8 vs 8 runs: AUC = 1 by chance has probability 1/12870
+    assert res.report.auc == 1.0, (res.scores_in, res.scores_out)
+
+
+def test_replay_config_validation():
+    with pytest.raises(ValueError, match="distinguisher"):
+        lf.LoraFAConfig(distinguisher="oracle")
+    with pytest.raises(ValueError, match="sampling_rate"):
+        lf.LoraFAConfig(sampling_rate=0.0)
+    assert lf.LoraFAConfig(steps=1).distinguisher == "symmetry"

@@ -74,13 +74,17 @@ def test_exact_and_fitted_agree(method, law, tail):
     exact = exposure(canary_logprob=x, candidate_logprobs=pop, space_size=N)
     sample = rng.choice(pop, size=n, replace=False)
     fit = exposure(canary_logprob=x, candidate_logprobs=sample, space_size=N, method=method, confidence=0.999)
-    assert fit.method == method and fit.n_scored == n
+    assert fit.method == method and fit.estimate_method == method and fit.n_scored == n
+    assert fit.value_kind == "lower_bound"
     se = math.sqrt((1 - tail) / (n * tail) + (1 - tail) / (N * tail)) / math.log(2)
-    assert abs(fit.value - exact.value) < 4 * se, (fit.value, exact.value, se)
+    assert abs(fit.estimate - exact.value) < 4 * se, (fit.estimate, exact.value, se)
     lo, hi = fit.interval
     assert lo <= exact.value <= hi
+    assert fit.value <= exact.value  # the 99.9 % lower bound
     auto = exposure(canary_logprob=x, candidate_logprobs=sample, space_size=N)
-    assert auto.method == "skewnorm"
+    assert auto.estimate_method == "skewnorm"
+    d = auto.to_dict()
+    assert d["value_kind"] == "lower_bound" and "not a bound" in d["estimate_note"]
 
 
 def test_fit_extrapolates_beyond_the_sample():
@@ -91,8 +95,25 @@ def test_fit_extrapolates_beyond_the_sample():
     r = exposure(canary_logprob=-5.0, candidate_logprobs=sample, space_size=10**6, method="normal")
     lo, hi = r.interval
     assert hi == pytest.approx(math.log2(10**6))
-    assert lo < r.value <= r.max_value
-    assert r.value > 19.0  # 7.5 sd above the mean: essentially rank 1 out of 10^6
+    assert lo < r.estimate <= r.max_value
+    assert r.estimate > 19.0  # 7.5 sd above the mean: essentially rank 1 out of 10^6
+    # the bound is what the sample supports: k = 0 of 5,000 → rank ≤ 1 + |R|·(1 − 0.05^(1/5000))
+    p = 1 - 0.05 ** (1 / 5000)
+    assert r.value == pytest.approx(math.log2(10**6) - math.log2(1 + (10**6 - 1) * p), rel=1e-9)
+    assert r.value < r.estimate
+
+
+def test_sampled_lower_bound_is_valid():
+    """Over 400 independent samples the 95 % lower bound exceeds the exact exposure at most β of the time
+    (binomial tolerance: the 0.999 quantile of Bin(400, 0.05))."""
+    rng = np.random.default_rng(9)
+    N, n = 50_000, 2_000
+    pop = rng.normal(size=N)
+    x = float(np.quantile(pop, 1 - 0.003))
+    exact = exposure(canary_logprob=x, candidate_logprobs=pop, space_size=N).value
+    over = sum(exposure(canary_logprob=x, candidate_logprobs=rng.choice(pop, n, replace=False),
+                        space_size=N, method="normal").value > exact for _ in range(400))
+    assert over <= stats.binom.ppf(0.999, 400, 0.05), over
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ import torch
 from scipy import stats
 
 from ._result import attack_fields
-from .._validate import check_int, check_real
+from .._validate import check_choice, check_int, check_real
 from . import matrix as _mx
 
 __all__ = [
@@ -71,7 +71,11 @@ __all__ = [
     "attack_scores",
     "run_lora_fa_attack",
     "first_step_delta",
+    "replay_scores",
+    "LORA_FA_DISTINGUISHERS",
 ]
+
+LORA_FA_DISTINGUISHERS = ("auto", "symmetry", "replay")
 
 LORA_FA_THREAT = _mx.ThreatModel(knows_projection=False, knows_other_records=True, knows_initial_weights=True)
 
@@ -182,8 +186,18 @@ class LoraFAConfig:
     chunk: int = 50
     n_bootstrap: int = 200
     threat: _mx.ThreatModel = field(default_factory=lambda: LORA_FA_THREAT)
+    distinguisher: str = "auto"  # "auto": symmetry for one step, replay for more; or "symmetry" / "replay"
+    sampling_rate: float = 1.0  # < 1: Poisson batches (each record in each step with this probability)
+    replay_iters: int = 40
 
     def __post_init__(self) -> None:
+        dist = check_choice("distinguisher", self.distinguisher, LORA_FA_DISTINGUISHERS)
+        if dist == "auto":
+            dist = "symmetry" if self.steps == 1 else "replay"
+        object.__setattr__(self, "distinguisher", dist)
+        object.__setattr__(self, "sampling_rate", check_real("sampling_rate", self.sampling_rate, lo=0.0, hi=1.0,
+                                                             lo_open=True))
+        object.__setattr__(self, "replay_iters", check_int("replay_iters", self.replay_iters, minimum=1))
         vals = dict(
             rank=check_int("rank", self.rank, minimum=1, maximum=64),
             hidden=check_int("hidden", self.hidden, minimum=1),
@@ -220,7 +234,8 @@ class LoraFAConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("rank", "alpha", "hidden", "steps", "lr", "sigma", "clip", "trials",
-                                              "train_size", "pool_size", "delta", "seed", "chunk", "n_bootstrap")}
+                                              "train_size", "pool_size", "delta", "seed", "chunk", "n_bootstrap",
+                                              "distinguisher", "sampling_rate", "replay_iters")}
         out["threat"] = self.threat.to_dict()
         return out
 
@@ -248,13 +263,16 @@ def lora_fa_train(
     sigma: float = 0.0,
     clip: float | None = None,
     generator: torch.Generator | None = None,
+    sampling_rate: float = 1.0,
 ) -> torch.Tensor:
     """Train ``K`` independent LoRA-FA adapters on the first layer of ``base`` at once; returns ``B`` (K, h, r).
 
     ``x`` (K, N, 64), ``y`` (K, N), ``weights`` (K, N) in {0, 1} (which records each run trains on), ``a``
     (K, r, 64) frozen. Full-batch gradient descent on ``Σ_i w_i ℓ_i / n_norm``; the gradient on ``B`` is
     assembled from per-example terms ``scaling·δ_i (A x_i)ᵀ`` so that clipping (``clip``) and Gaussian noise
-    (std ``sigma·clip`` per entry of the summed gradient) are DP-SGD on ``B``.
+    (std ``sigma·clip`` per entry of the summed gradient) are DP-SGD on ``B``. ``sampling_rate < 1``: Poisson
+    batches — each record enters each step's sum independently with that probability (pass the expected batch
+    size as ``n_norm``).
     """
     w1, b1 = base.fc1.weight.detach(), base.fc1.bias.detach()
     w2, b2 = base.fc2.weight.detach(), base.fc2.bias.detach()
@@ -267,6 +285,8 @@ def lora_fa_train(
         h_pre = base_pre + scaling * ax @ b.transpose(1, 2)
         _, delta = _per_example_delta(h_pre, w2, b2, y)
         coef = weights
+        if sampling_rate < 1.0:
+            coef = coef * (torch.rand(weights.shape, generator=generator, dtype=weights.dtype) < sampling_rate)
         if clip is not None:
             norms = scaling * delta.norm(dim=-1) * ax.norm(dim=-1)  # ‖scaling·δ_i (A x_i)ᵀ‖_F (rank one)
             coef = coef * torch.clamp(clip / torch.clamp(norms, min=1e-300), max=1.0)
@@ -365,6 +385,123 @@ def _clip_robust_scores(cfg: LoraFAConfig, base: MLP, delta_w: torch.Tensor, x: 
     return (torch.log(res["out"] + 1e-300) - torch.log(res["in"] + 1e-300)).numpy()
 
 
+def _sym_basis(r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (a ≤ b) of the r(r+1)/2 free entries of a symmetric r×r matrix."""
+    ia, ib = torch.triu_indices(r, r)
+    return ia, ib
+
+
+def _replay(cfg: LoraFAConfig, base: MLP, x: torch.Tensor, y: torch.Tensor, coef_w: torch.Tensor, m: torch.Tensor,
+            n_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replay full-batch LoRA-FA training under ``M = AᵀA`` (K, 64, 64): ``W_{t+1} = W_t − c·G_t·M`` with
+    ``c = η s²/n_norm`` and ``G_t = Σ_i coef_i δ_i x_iᵀ`` at ``W_t`` (per-example clip factors use
+    ``‖A x_i‖ = (x_iᵀ M x_i)^½``, known given M). Returns ``(W_T − W0, Σ_t G_t)``."""
+    w0 = base.fc1.weight.detach()
+    c = cfg.lr * cfg.scaling ** 2 / n_norm
+    w = w0.expand(x.shape[0], -1, -1).clone()
+    gamma = torch.zeros_like(w)
+    for _ in range(cfg.steps):
+        h_pre = x @ w.transpose(1, 2) + base.fc1.bias.detach()
+        _, delta = _per_example_delta(h_pre, base.fc2.weight.detach(), base.fc2.bias.detach(), y)
+        coef = coef_w
+        if cfg.sigma > 0:
+            ax_norm = torch.sqrt(torch.clamp(torch.einsum("knd,kde,kne->kn", x, m, x), min=0.0))
+            norms = cfg.scaling * delta.norm(dim=-1) * ax_norm
+            coef = coef * torch.clamp(cfg.clip / torch.clamp(norms, min=1e-300), max=1.0)
+        g = torch.einsum("kn,knh,knd->khd", coef, delta, x)
+        gamma = gamma + g
+        w = w - c * g @ m
+    return w - w0, gamma
+
+
+def replay_scores(cfg: LoraFAConfig, base: MLP, released_w1: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                  target_index: int) -> np.ndarray:
+    """Replay attack for any number of steps (scores: higher = member).
+
+    Training depends on ``A`` only through ``M = AᵀA`` (``W_{t+1} = W_t − c·G(W_t)·M``), and the release
+    ``ΔW = W_T − W0 = −c·(Σ_t G_t)·M`` has row space ``row(A)``. The attacker reads an orthonormal basis
+    ``U`` (64 × r) of that row space from the SVD of ``ΔW``, so ``M = U S Uᵀ`` with ``S`` symmetric: only
+    r(r+1)/2 unknowns. Under each hypothesis (target in / out) it fits ``S`` by alternating least squares —
+    replay training under the current ``S`` to get ``Γ = Σ_t G_t``, then solve the linear problem
+    ``ΔW·U = −c·Γ·U·S`` for symmetric ``S`` — and scores ``log res_out − log res_in`` with
+    ``res = ‖ΔW − ΔW_replay(S)‖/‖ΔW‖``. The expected batch is replayed (Poisson batches are unknown to
+    the attacker: ``coef = q``); the noise is not (it is unknown)."""
+    k, n, _ = x.shape
+    r = cfg.rank
+    q = cfg.sampling_rate
+    n_norm = q * cfg.train_size
+    c = cfg.lr * cfg.scaling ** 2 / n_norm
+    w0 = base.fc1.weight.detach()
+    delta_w = released_w1 - w0
+    _, _, vh = torch.linalg.svd(delta_w, full_matrices=False)
+    u = vh[:, :r, :].transpose(1, 2)  # (K, 64, r)
+    ia, ib = _sym_basis(r)
+    y_proj = delta_w @ u  # (K, h, r)
+    dw_norm = torch.clamp(delta_w.norm(dim=(1, 2)), min=1e-300)
+    res = {}
+    for hyp, included in (("in", 1.0), ("out", 0.0)):
+        coef_w = torch.full((k, n), q, dtype=x.dtype)
+        coef_w[:, target_index] = q * included
+        # start: the gradient at W0 for every step (exact for one step without clipping)
+        m0 = u @ u.transpose(1, 2)
+        _, g0 = _replay(dataclass_replace_steps(cfg, 1), base, x, y, coef_w, m0, n_norm)
+        gamma = cfg.steps * g0
+        best = torch.full((k,), math.inf, dtype=x.dtype)
+        # Fixed-point iteration S ← F(S) (replay, then the linear solve), with Anderson acceleration (history
+        # ≤ 5) because the plain iteration contracts slowly once the trajectory depends on S.
+        hist_x: list[torch.Tensor] = []
+        hist_g: list[torch.Tensor] = []
+        xk = None
+        stalled = 0
+        for _ in range(cfg.replay_iters):
+            fx = _solve_sym(-c * gamma @ u, y_proj, ia, ib)
+            if xk is None:
+                xk = fx
+            else:
+                gk = fx - xk
+                hist_x.append(xk.clone())
+                hist_g.append(gk.clone())
+                if len(hist_x) > 6:  # restarted Anderson: a stale history can stall it
+                    hist_x, hist_g = hist_x[-1:], hist_g[-1:]
+                if len(hist_x) >= 2:
+                    dx = torch.stack([hist_x[i + 1] - hist_x[i] for i in range(len(hist_x) - 1)], dim=2)
+                    dg = torch.stack([hist_g[i + 1] - hist_g[i] for i in range(len(hist_g) - 1)], dim=2)
+                    gam = torch.linalg.lstsq(dg, gk[:, :, None]).solution
+                    xk = xk + gk - ((dx + dg) @ gam)[:, :, 0]
+                else:
+                    xk = fx
+            s_mat = torch.zeros(k, r, r, dtype=x.dtype)
+            s_mat[:, ia, ib] = xk
+            s_mat[:, ib, ia] = xk
+            m = u @ s_mat @ u.transpose(1, 2)
+            pred, gamma = _replay(cfg, base, x, y, coef_w, m, n_norm)
+            prev = best
+            best = torch.minimum(best, (pred - delta_w).norm(dim=(1, 2)) / dw_norm)
+            stalled = stalled + 1 if bool(torch.all((best > 0.99 * prev) | (best < 1e-13))) else 0
+            if stalled >= 6:  # every run has converged to rounding level or stopped improving
+                break
+        res[hyp] = best
+    return (torch.log(res["out"] + 1e-300) - torch.log(res["in"] + 1e-300)).numpy()
+
+
+def _solve_sym(p: torch.Tensor, target: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
+    """Least-squares symmetric ``S`` (its upper-triangle entries) with ``P·S ≈ target``, batched."""
+    k, h, r = p.shape
+    idx = torch.arange(ia.numel())
+    cols = torch.zeros(k, h, r, ia.numel(), dtype=p.dtype)
+    cols[:, :, ib, idx] += p[:, :, ia]  # column b of P·E_ab holds P[:, a]
+    off = ia != ib
+    cols[:, :, ia[off], idx[off]] += p[:, :, ib[off]]
+    return torch.linalg.lstsq(cols.reshape(k, -1, ia.numel()), target.reshape(k, -1, 1)).solution[:, :, 0]
+
+
+def dataclass_replace_steps(cfg: LoraFAConfig, steps: int) -> LoraFAConfig:
+    """``cfg`` with another number of steps (validation re-run)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, steps=steps, distinguisher="replay")
+
+
 def attack_scores(
     cfg: LoraFAConfig,
     base: MLP,
@@ -377,6 +514,8 @@ def attack_scores(
 
     ``x``/``y`` (K, N, ·) hold the other records and the target at position ``target_index`` of each run.
     The attacker uses only ``W0``, the records, the recipe and the release (module docstring)."""
+    if cfg.distinguisher == "replay":
+        return replay_scores(cfg, base, released_w1, x, y, target_index)
     w0 = base.fc1.weight.detach()
     k, n, _ = x.shape
     delta_w = released_w1 - w0
@@ -442,12 +581,13 @@ def _accountant(cfg: LoraFAConfig) -> dict[str, Any]:
     if cfg.sigma == 0:
         return {"epsilon": None, "accountant": None,
                 "note": "noise-free LoRA-FA: no accountant ([LRP] Thm 2: the matrix mechanism is not private)"}
-    note = (f"DP-SGD on B: per-example clip {cfg.clip:g}, noise multiplier {cfg.sigma:g}, sampling rate 1, "
+    note = (f"DP-SGD on B: per-example clip {cfg.clip:g}, noise multiplier {cfg.sigma:g}, "
+            f"sampling rate {cfg.sampling_rate:g}, "
             f"{cfg.steps} step(s), add/remove; no credit for the random A (clipping after the projection)")
     from .. import accounting as _acc
 
-    eps = float(_acc.epsilon(noise_multiplier=cfg.sigma, sampling_rate=1.0, steps=cfg.steps, delta=cfg.delta,
-                             projection="none"))
+    eps = float(_acc.epsilon(noise_multiplier=cfg.sigma, sampling_rate=cfg.sampling_rate, steps=cfg.steps,
+                             delta=cfg.delta, projection="none"))
     name = "lowrankdp.accounting (rdp, projection='none')"
     return {"epsilon": eps, "accountant": name, "note": note}
 
@@ -482,8 +622,10 @@ def run_lora_fa_attack(cfg: LoraFAConfig) -> LoraFAResult:
             set_lora_fa_A(a, generator=gen)
             if math.isnan(ks_p):
                 ks_p = ks_entries_pvalue(a[0], r=cfg.rank)
-            b = lora_fa_train(base, x, y, weights, a, scaling=cfg.scaling, lr=cfg.lr, steps=cfg.steps, n_norm=n,
-                              sigma=cfg.sigma, clip=cfg.clip if cfg.sigma > 0 else None, generator=gen)
+            b = lora_fa_train(base, x, y, weights, a, scaling=cfg.scaling, lr=cfg.lr, steps=cfg.steps,
+                              n_norm=cfg.sampling_rate * n, sigma=cfg.sigma,
+                              clip=cfg.clip if cfg.sigma > 0 else None, generator=gen,
+                              sampling_rate=cfg.sampling_rate)
             w1 = base.fc1.weight.detach() + cfg.scaling * b @ a  # the released, merged weight
             scores[member].append(attack_scores(cfg, base, w1, x, y, n))
             with torch.no_grad():

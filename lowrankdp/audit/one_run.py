@@ -286,7 +286,7 @@ class AuditResult:
     epsilon_fdp: float
     epsilon_fdp_epsilon_delta: float
     max_epsilon_snj: float
-    max_epsilon_fdp: float
+    max_epsilon_fdp_epsilon_delta: float
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -295,10 +295,10 @@ class AuditResult:
         """The claim "audited ε ≤ accountant ε", judged only where a perfect attack could break it."""
         if epsilon_accountant is None or math.isinf(epsilon_accountant):
             return {"verdict": "not testable", "reason": "no finite accountant ε"}
-        if self.max_epsilon_fdp <= epsilon_accountant:
+        if self.max_epsilon_fdp_epsilon_delta <= epsilon_accountant:
             return {"verdict": "not testable",
                     "reason": (f"with {self.canaries} canaries a perfect attack certifies at most "
-                               f"{self.max_epsilon_fdp:.3g} (f-DP) ≤ accountant ε {epsilon_accountant:.3g}")}
+                               f"{self.max_epsilon_fdp_epsilon_delta:.3g} (f-DP) ≤ accountant ε {epsilon_accountant:.3g}")}
         audited = max(self.epsilon_snj, self.epsilon_fdp_epsilon_delta)
         if audited > epsilon_accountant:
             return {"verdict": "violated", "reason": f"audited ε {audited:.3g} > accountant ε {epsilon_accountant:.3g}"}
@@ -321,6 +321,6 @@ def audit_scores(scores: Sequence[float], included: Sequence[bool], *, k_pos: in
         epsilon_fdp=one_run_epsilon(**kw, method="fdp", curve="gaussian"),
         epsilon_fdp_epsilon_delta=one_run_epsilon(**kw, method="fdp", curve="epsilon_delta"),
         max_epsilon_snj=max_certifiable_epsilon(canaries=m, delta=delta, confidence=confidence, method="snj"),
-        max_epsilon_fdp=max_certifiable_epsilon(canaries=m, delta=delta, confidence=confidence, method="fdp",
+        max_epsilon_fdp_epsilon_delta=max_certifiable_epsilon(canaries=m, delta=delta, confidence=confidence, method="fdp",
                                                 curve="epsilon_delta"),
     )

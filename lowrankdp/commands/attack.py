@@ -2,6 +2,7 @@
 
     lowrankdp attack matrix --d 64 --r 8 --columns 4 --sigma 0 --trials 2000 --json
     lowrankdp attack lora-fa --rank 16 --sigma 0 --json
+    lowrankdp attack lora-fa --rank 16 --steps 5 --trials 50     # replay attack on a trained adapter
 
 Both print AUC, TPR at 0.1 % and 1 % FPR, the certified ε lower bound and, for noisy runs, the
 accountant's ε for the same mechanism and threat model (``null`` when noise-free or when no accountant
@@ -52,7 +53,11 @@ def register(subparsers: Any) -> None:
     f.add_argument("--sigma", type=float, default=0.0, help="noise multiplier on B's clipped gradient (0 = none)")
     f.add_argument("--clip", type=float, default=None,
                    help="per-example clipping norm on B's gradient, used when sigma > 0 (default 0.5)")
-    f.add_argument("--steps", type=int, default=1, help="full-batch steps (1 = the exact one-step regime)")
+    f.add_argument("--steps", type=int, default=1, help="training steps (1 = the exact one-step regime)")
+    f.add_argument("--distinguisher", choices=("auto", "symmetry", "replay"), default="auto",
+                   help="auto: symmetry test for one step, replay attack for more")
+    f.add_argument("--sampling-rate", type=float, default=1.0,
+                   help="Poisson batches: each record in each step with this probability (1 = full batch)")
     f.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     f.add_argument("--trials", type=int, default=200, help="training runs per side")
     f.add_argument("--train-size", type=int, default=None)
@@ -125,7 +130,8 @@ def _run_lora_fa(args: argparse.Namespace) -> int:
 
     _check_plot_path(args.plot)
     kw: dict[str, Any] = dict(rank=args.rank, sigma=args.sigma, steps=args.steps, trials=args.trials,
-                              delta=args.delta, seed=args.seed, n_bootstrap=args.bootstrap)
+                              delta=args.delta, seed=args.seed, n_bootstrap=args.bootstrap,
+                              distinguisher=args.distinguisher, sampling_rate=args.sampling_rate)
     if args.clip is not None:
         kw["clip"] = args.clip
     if args.lr is not None:
@@ -134,7 +140,8 @@ def _run_lora_fa(args: argparse.Namespace) -> int:
         kw["train_size"] = args.train_size
     res = run_lora_fa_attack(LoraFAConfig(**kw))
     out = res.to_dict()
-    return _emit(args, out, res.report, title=f"LoRA-FA attack (rank {args.rank}, sigma {args.sigma})")
+    return _emit(args, out, res.report, title=f"LoRA-FA attack ({res.config.distinguisher}, rank {args.rank}, "
+                                              f"{args.steps} step(s), sigma {args.sigma})")
 
 
 def _emit(args: argparse.Namespace, out: dict[str, Any], report: Any, *, title: str) -> int:
