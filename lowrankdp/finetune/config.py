@@ -157,7 +157,7 @@ class FinetuneConfig:
         check_int("eval_every", self.eval_every, minimum=1)
         check_int("measure_batch_size", self.measure_batch_size, minimum=1)
         if self.exposure_max_candidates is not None:
-            check_int("exposure_max_candidates", self.exposure_max_candidates, minimum=1)
+            check_int("exposure_max_candidates", self.exposure_max_candidates, minimum=0)  # 0: sampled only
         if self.retention_max_tokens is not None:
             check_int("retention_max_tokens", self.retention_max_tokens, minimum=1)
         check_int("influence_samples", self.influence_samples, minimum=0)
