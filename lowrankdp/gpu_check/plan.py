@@ -37,6 +37,7 @@ class CheckPlan:
     device: str  # the device every stage uses ("cuda" or "cpu")
     test_env: dict[str, str] = field(default_factory=dict)
     test_args: tuple[str, ...] = ()
+    test_files: tuple[str, ...] | None = None  # None: every tests/test_*.py with a @pytest.mark.gpu test
     benchmark_args: tuple[str, ...] = ()
     base_recipe: dict[str, Any] = field(default_factory=dict)  # lowrankdp.gpu_check.pretrain.BaseRecipe fields
     sweep_preset: str = "gpu"
@@ -46,6 +47,7 @@ class CheckPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "budget_s": self.budget_s, "caps": dict(self.caps), "floors": dict(self.floors),
                 "device": self.device, "test_env": dict(self.test_env), "test_args": list(self.test_args),
+                "test_files": None if self.test_files is None else list(self.test_files),
                 "benchmark_args": list(self.benchmark_args), "base_recipe": dict(self.base_recipe),
                 "sweep_preset": self.sweep_preset, "sweep_set": dict(self.sweep_set),
                 "stage_env": dict(self.stage_env)}
@@ -85,6 +87,8 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
         device="cpu",
         test_env={"LOWRANKDP_GPU_TEST_DEVICE": "cpu"},
         test_args=(),
+        # the GPU suite itself; other files' gpu tests skip without CUDA (after building their fixtures)
+        test_files=("tests/test_gpu.py",),
         benchmark_args=("--settings", "dry", "--device", "cpu", "--process", "per-setting", "--profile",
                         "--rows", "fft,lora,dp-sgd (ghost),dp-lora (ghost)", "--timeout-s", "80"),
         base_recipe={"shape": "pythia-70m-shape", "layers": 2, "hidden": 64, "heads": 4, "corpus_docs": 300,

@@ -86,7 +86,7 @@ def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "epochs_measured": last.get("epoch"), "epochs": cfg.get("epochs"),
             "noise_multiplier": cfg.get("noise_multiplier"), "batch_size": cfg.get("batch_size"),
             "micro_batch_size": cfg.get("micro_batch_size"), "lr": cfg.get("lr"),
-            "epsilon": _num(priv.get("epsilon")), "delta": priv.get("delta"), "steps": priv.get("steps"),
+            "epsilon": _num(priv.get("epsilon")), "delta": priv.get("delta"), "steps": costs.get("steps"),
             "sampling_rate": priv.get("sampling_rate"),
             "utility_loss_base": _num(b.get("utility_loss")), "utility_loss": _num(m.get("utility_loss")),
             "sensitive_loss_base": _num(b.get("sensitive_loss_token")),
