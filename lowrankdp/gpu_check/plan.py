@@ -62,8 +62,9 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
         return CheckPlan(
             mode="gpu",
             budget_s=GPU_BUDGET_S if budget_s is None else budget_s,
-            # expected on an H200: setup 40 s (the embedded tiny model is pretrained on the CPU), tests 60 s,
-            # benchmark 90 s, pretrain 95 s, sweep 180 s, report 15 s: about 480 s of the 540
+            # expected on an H200 (estimates; not yet run on one): setup 40 s (the embedded tiny model is
+            # pretrained on the CPU), tests 60 s, benchmark 100 s, pretrain 85 s, sweep 160 s, report 15 s:
+            # about 460 s of the 540
             caps={"setup": 120, "tests": 110, "benchmark": 150, "pretrain": 120, "sweep": 200,
                   "replication-report": 45},
             floors={"setup": 20, "tests": 30, "benchmark": 40, "pretrain": 40, "sweep": 60,
@@ -72,7 +73,7 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
             test_env={"LOWRANKDP_GPU_TEST_DEVICE": "cuda"},
             test_args=(),
             benchmark_args=("--gpu-only", "--timeout-s", "70"),
-            base_recipe={"shape": "pythia-70m-shape", "seconds": 70.0, "corpus_docs": 60_000, "batch_size": 64,
+            base_recipe={"shape": "pythia-70m-shape", "seconds": 60.0, "corpus_docs": 60_000, "batch_size": 64,
                          "block_size": 256},
             sweep_preset="gpu",
             sweep_set={},

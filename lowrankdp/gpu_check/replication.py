@@ -80,9 +80,11 @@ def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
         costs = last.get("costs") or {}
         mia = (m.get("mia") or {}).get("loss") or {}
         exp = m.get("exposure") or {}
+        status, reason = r["status"], (r.get("reason") or "")[:200] or None
+        if status in ("running", "pending", "interrupted"):  # the sweep stage was cut before this run ended
+            status, reason = "cut", f"{r['status']} when the sweep stage reached its time limit"
         rows.append({
-            "name": r["name"], "method": cfg.get("method"), "status": r["status"],
-            "reason": (r.get("reason") or "")[:200] or None, "wall_time_s": _num(r.get("wall_time_s")),
+            "name": r["name"], "method": cfg.get("method"), "status": status, "reason": reason, "wall_time_s": _num(r.get("wall_time_s")),
             "epochs_measured": last.get("epoch"), "epochs": cfg.get("epochs"),
             "noise_multiplier": cfg.get("noise_multiplier"), "batch_size": cfg.get("batch_size"),
             "micro_batch_size": cfg.get("micro_batch_size"), "lr": cfg.get("lr"),
