@@ -159,6 +159,19 @@ def test_gpu_preset_scale():
     assert 7 < eps < 8.5  # the header's "ε ≈ 7.8"
 
 
+def test_gpu_preset_runs_are_valid_finetune_configs(tmp_path):
+    """Every resolved run of the preset is a valid FinetuneConfig (field checks; the CUDA check of validate()
+    needs the GPU), so the sweep stage cannot stop at validation on the device."""
+    pytest.importorskip("torch")
+    from lowrankdp.finetune import FinetuneConfig
+    from lowrankdp.sweep import load_config
+
+    for r in load_config("gpu", set_values={"grid.models": [str(tmp_path / "base")]}).runs(tmp_path):
+        cfg = FinetuneConfig(**r.config, out_dir=str(tmp_path / r.name))
+        assert cfg.device == "cuda" and cfg.dtype == "float32"
+        assert cfg.exposure_max_candidates < 10**6  # fitted exposure, not the exact 10^6-candidate ranking
+
+
 # ------------------------------------------------------------------------------------------ bookkeeping
 def test_gpu_test_files_found_by_marker():
     files = gpu_test_files()

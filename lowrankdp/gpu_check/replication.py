@@ -155,7 +155,9 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
             "better); sensitive: sensitive-token loss on the training records (higher = more private); gap: "
             "test minus train sensitive loss (> 0 = memorised values); exposure in bits; LOSS attack on "
             "members (training records) vs non-members (test records), AUC with its bootstrap 95% CI and the "
-            "certified (Clopper–Pearson, 95%) ε lower bound.", "",
+            "certified (Clopper–Pearson, 95%) ε lower bound. The private methods share one σ, so DP-SGD and "
+            "DP-LoRA sit at the same ε and compressed DP-SGD (projection credit) at a smaller one: a comparison "
+            "at equal σ, not at equal ε.", "",
             "| run | status | σ | ε | steps | utility (base) | sensitive (base) | gap | exposure bits | "
             "LOSS AUC [95% CI] | ε lower bound | tokens/s | wall s |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
