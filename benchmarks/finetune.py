@@ -442,11 +442,16 @@ def main(argv=None) -> int:
         bad = [x for x in labels if x not in ROW_LABELS]
         if bad:
             ap.error(f"--rows: unknown row {bad[0]!r}; rows are {', '.join(ROW_LABELS)}")
-    import torch
-
     from lowrankdp.provenance import provenance
 
-    cuda = torch.cuda.is_available()
+    cpu_only_plan = args.cpu_only or (args.settings is not None and (args.device or "cpu") == "cpu"
+                                      and args.settings != "gpu")
+    if cpu_only_plan:
+        cuda = False  # no CUDA row: the driver need not import torch (its workers do)
+    else:
+        import torch
+
+        cuda = torch.cuda.is_available()
     if args.gpu_only and not cuda:
         print("benchmarks/finetune.py: error: --gpu-only needs a CUDA device (torch.cuda.is_available() is False)",
               file=sys.stderr)
@@ -478,6 +483,8 @@ def main(argv=None) -> int:
     prov = provenance()
     prov["loadavg_before"], prov["loadavg_after"] = load_before, round(os.getloadavg()[0], 2)
     if cuda:
+        import torch
+
         prov["cuda_device"] = torch.cuda.get_device_name(0)
         prov["cuda_version"] = torch.version.cuda
     md = markdown(results, prov)

@@ -198,7 +198,7 @@ class _Check:
                              "run `lowrankdp gpu-check --dry-run` for the CPU rehearsal")
 
         junit = self.work / "tests.xml"
-        files = gpu_test_files()
+        files = list(plan.test_files) if plan.test_files is not None else gpu_test_files()
         self.stage("tests", [py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-rfEs",
                              "--junitxml", str(junit), *plan.test_args, *files],
                    env=plan.test_env, skip_reason=None if files else "no test file has @pytest.mark.gpu",
@@ -335,14 +335,16 @@ def run_check(*, mode: str = "gpu", work_dir: str | os.PathLike = "runs/gpu_chec
     """
     plan = plan_for(mode, budget_s=budget_s)
     work = Path(work_dir).resolve()
+    marker = ".lowrankdp-gpu-check"  # written into every work dir this function creates
     if work.exists():
         if not work.is_dir():
             raise ValueError(f"work_dir must be a directory, got {os.fspath(work_dir)!r} (a file)")
-        if any(work.iterdir()) and not (work / "plan.json").is_file() and not (work / "logs").is_dir():
-            raise ValueError(f"work_dir {os.fspath(work_dir)!r} is not empty and holds no earlier gpu-check; "
-                             "choose another --work-dir")
+        if any(work.iterdir()) and not (work / marker).is_file():
+            raise ValueError(f"work_dir {os.fspath(work_dir)!r} is not empty and is not an earlier gpu-check's "
+                             "work dir; choose another --work-dir")
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    (work / marker).write_text("scratch folder of lowrankdp gpu-check: emptied by the next check\n")
     if results_dir is None:
         results_dir = REPO_ROOT / "docs" / "results" if plan.mode == "gpu" else work / "results"
     results = Path(results_dir).resolve()

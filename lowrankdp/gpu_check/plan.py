@@ -37,6 +37,7 @@ class CheckPlan:
     device: str  # the device every stage uses ("cuda" or "cpu")
     test_env: dict[str, str] = field(default_factory=dict)
     test_args: tuple[str, ...] = ()
+    test_files: tuple[str, ...] | None = None  # None: every tests/test_*.py with a @pytest.mark.gpu test
     benchmark_args: tuple[str, ...] = ()
     base_recipe: dict[str, Any] = field(default_factory=dict)  # lowrankdp.gpu_check.pretrain.BaseRecipe fields
     sweep_preset: str = "gpu"
@@ -46,6 +47,7 @@ class CheckPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "budget_s": self.budget_s, "caps": dict(self.caps), "floors": dict(self.floors),
                 "device": self.device, "test_env": dict(self.test_env), "test_args": list(self.test_args),
+                "test_files": None if self.test_files is None else list(self.test_files),
                 "benchmark_args": list(self.benchmark_args), "base_recipe": dict(self.base_recipe),
                 "sweep_preset": self.sweep_preset, "sweep_set": dict(self.sweep_set),
                 "stage_env": dict(self.stage_env)}
@@ -60,8 +62,9 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
         return CheckPlan(
             mode="gpu",
             budget_s=GPU_BUDGET_S if budget_s is None else budget_s,
-            # expected on an H200: setup 40 s (the embedded tiny model is pretrained on the CPU), tests 60 s,
-            # benchmark 90 s, pretrain 95 s, sweep 180 s, report 15 s: about 480 s of the 540
+            # expected on an H200 (estimates; not yet run on one): setup 40 s (the embedded tiny model is
+            # pretrained on the CPU), tests 60 s, benchmark 100 s, pretrain 85 s, sweep 160 s, report 15 s:
+            # about 460 s of the 540
             caps={"setup": 120, "tests": 110, "benchmark": 150, "pretrain": 120, "sweep": 200,
                   "replication-report": 45},
             floors={"setup": 20, "tests": 30, "benchmark": 40, "pretrain": 40, "sweep": 60,
@@ -70,7 +73,7 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
             test_env={"LOWRANKDP_GPU_TEST_DEVICE": "cuda"},
             test_args=(),
             benchmark_args=("--gpu-only", "--timeout-s", "70"),
-            base_recipe={"shape": "pythia-70m-shape", "seconds": 70.0, "corpus_docs": 60_000, "batch_size": 64,
+            base_recipe={"shape": "pythia-70m-shape", "seconds": 60.0, "corpus_docs": 60_000, "batch_size": 64,
                          "block_size": 256},
             sweep_preset="gpu",
             sweep_set={},
@@ -85,6 +88,8 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
         device="cpu",
         test_env={"LOWRANKDP_GPU_TEST_DEVICE": "cpu"},
         test_args=(),
+        # the GPU suite itself; other files' gpu tests skip without CUDA (after building their fixtures)
+        test_files=("tests/test_gpu.py",),
         benchmark_args=("--settings", "dry", "--device", "cpu", "--process", "per-setting", "--profile",
                         "--rows", "fft,lora,dp-sgd (ghost),dp-lora (ghost)", "--timeout-s", "80"),
         base_recipe={"shape": "pythia-70m-shape", "layers": 2, "hidden": 64, "heads": 4, "corpus_docs": 300,

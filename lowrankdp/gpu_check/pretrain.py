@@ -206,7 +206,10 @@ def pretrain_base(recipe: BaseRecipe, *, out_dir: str | Path, device: str = "cud
     tokenizer.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     meta = {
-        "name": f"{recipe.shape} body pretrained by lowrankdp gpu-check",
+        "name": (f"{recipe.shape} body pretrained by lowrankdp gpu-check"
+                 if recipe.layers is None and recipe.hidden is None and recipe.heads is None else
+                 f"{cfg.num_hidden_layers}-layer, {cfg.hidden_size}-wide GPT-NeoX (reduced from {recipe.shape}) "
+                 "pretrained by lowrankdp gpu-check"),
         "recipe": recipe.to_dict(),
         "architecture": {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size,
                          "heads": cfg.num_attention_heads, "vocab_size": cfg.vocab_size, "parameters": n_params},

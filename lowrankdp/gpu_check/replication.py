@@ -78,13 +78,15 @@ def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
         costs = last.get("costs") or {}
         mia = (m.get("mia") or {}).get("loss") or {}
         exp = m.get("exposure") or {}
+        status, reason = r["status"], (r.get("reason") or "")[:200] or None
+        if status in ("running", "pending", "interrupted"):  # the sweep stage was cut before this run ended
+            status, reason = "cut", f"{r['status']} when the sweep stage reached its time limit"
         rows.append({
-            "name": r["name"], "method": cfg.get("method"), "status": r["status"],
-            "reason": (r.get("reason") or "")[:200] or None, "wall_time_s": _num(r.get("wall_time_s")),
+            "name": r["name"], "method": cfg.get("method"), "status": status, "reason": reason, "wall_time_s": _num(r.get("wall_time_s")),
             "epochs_measured": last.get("epoch"), "epochs": cfg.get("epochs"),
             "noise_multiplier": cfg.get("noise_multiplier"), "batch_size": cfg.get("batch_size"),
             "micro_batch_size": cfg.get("micro_batch_size"), "lr": cfg.get("lr"),
-            "epsilon": _num(priv.get("epsilon")), "delta": priv.get("delta"), "steps": priv.get("steps"),
+            "epsilon": _num(priv.get("epsilon")), "delta": priv.get("delta"), "steps": costs.get("steps"),
             "sampling_rate": priv.get("sampling_rate"),
             "utility_loss_base": _num(b.get("utility_loss")), "utility_loss": _num(m.get("utility_loss")),
             "sensitive_loss_base": _num(b.get("sensitive_loss_token")),
@@ -151,7 +153,9 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
             "better); sensitive: sensitive-token loss on the training records (higher = more private); gap: "
             "test minus train sensitive loss (> 0 = memorised values); exposure in bits; LOSS attack on "
             "members (training records) vs non-members (test records), AUC with its bootstrap 95% CI and the "
-            "certified (Clopper–Pearson, 95%) ε lower bound.", "",
+            "certified (Clopper–Pearson, 95%) ε lower bound. The private methods share one σ, so DP-SGD and "
+            "DP-LoRA sit at the same ε and compressed DP-SGD (projection credit) at a smaller one: a comparison "
+            "at equal σ, not at equal ε.", "",
             "| run | status | σ | ε | steps | utility (base) | sensitive (base) | gap | exposure bits | "
             "LOSS AUC [95% CI] | ε lower bound | tokens/s | wall s |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
