@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default=DEFAULT_REF, help="the earlier commit (default %(default)s)")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--keep", default=None, help="copy this checkout's last smoke sweep directory here")
     ap.add_argument("--cache", default=None, help="model cache root (default: the user's lowrankdp cache)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "main_job_benchmark"))
     args = ap.parse_args(argv)
@@ -142,6 +143,8 @@ def main(argv=None) -> int:
                 print(f"repeat {i + 1}/{args.repeats}: {k} ...", flush=True)
                 runs[k].append(run_main_job(trees[k], caches[k], work / f"out-{k}-{i}"))
                 print(f"  {runs[k][-1]['wall_s']:.0f} s", flush=True)
+        if args.keep:
+            shutil.copytree(work / f"out-new-{args.repeats - 1}", args.keep, dirs_exist_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     mean = {k: {ph: sum(r[ph] for r in v) / len(v) for ph in ("data_s", "models_s", "runs_s", "report_s",
