@@ -500,11 +500,13 @@ def test_stale_temporary_builds_are_removed(tmp_path):
     dead.wait()
     stale = tmp_path / f".tiny-0123456789abcdef.tmp-{dead.pid}-deadbeef"
     live = tmp_path / f".tiny-fedcba9876543210.tmp-{os.getppid()}-cafef00d"
+    stale_file = tmp_path / f".mc-facts-v3.jsonl.tmp-{dead.pid}"
     for d in (stale, live):
         d.mkdir()
         (d / "model.safetensors").write_bytes(b"partial")
-    assert remove_stale_builds(tmp_path) == [stale]
-    assert not stale.exists() and live.exists()
+    stale_file.write_text("{")
+    assert sorted(remove_stale_builds(tmp_path)) == sorted([stale, stale_file])
+    assert not stale.exists() and not stale_file.exists() and live.exists()
     stale.mkdir()
     build_tiny(SHORT, cache_dir=tmp_path)  # the next build cleans up too
     assert not stale.exists() and live.exists()
