@@ -39,7 +39,7 @@ def forward_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: to
 
 
 #: flop-equivalents of one float of a per-example gradient — freshly allocated and written once, then read for the
-#: norm and for the clipped sum — by device type (docs/theory.md §7). "cpu": 110, within the 95–152 measured on the
+#: norm and for the clipped sum — by device type (docs/theory.md §7). "cpu": 110, within the 95–155 measured on the
 #: 2-core AMD EPYC development machine with one thread (benchmarks/grad_sample_mode.py: matrix-multiply flop/s ×
 #: (1/fresh-write floats/s + 2/streaming floats/s); fresh memory is slow on CPU: a large allocation is new pages);
 #: "cuda": 1000, a roofline estimate for H100/H200-class GPUs (about 10^15 flop/s against about 10^12 floats/s
