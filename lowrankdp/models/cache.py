@@ -80,19 +80,23 @@ def _process_alive(pid: int) -> bool:
 
 
 def remove_stale_builds(root: Path) -> list[Path]:
-    """Delete the temporary build directories under ``root`` whose building process no longer exists
-    (``.<name>.tmp-<pid>-<random>``; the pid is that of the builder). Returns the directories removed."""
+    """Delete the temporary files and directories under ``root`` whose writing process no longer exists
+    (``.<name>.tmp-<pid>[-<random>]``: model builds, the multiple-choice task file). Returns what was removed."""
     removed = []
     if not root.is_dir():
         return removed
-    for tmp in root.glob(".*.tmp-*-*"):
+    for tmp in root.glob(".*.tmp-*"):
         pid_text = tmp.name.rsplit(".tmp-", 1)[-1].split("-", 1)[0]
-        if not tmp.is_dir() or not pid_text.isdigit():
+        if not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if pid != os.getpid() and not _process_alive(pid):
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
     return removed
 
 

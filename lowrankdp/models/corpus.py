@@ -579,17 +579,17 @@ def _biography(r: SplitMix64) -> str:
 
 
 def generate_documents(seed: int, n_docs: int) -> Iterator[str]:
-    """Yield ``n_docs`` documents: package-tracking dialogs (15 %), biographies (15 %), other dialogs (30 %, a third
-    of them bookings with names and codes) and paragraphs of generic sentences (40 %; half of them mix in
+    """Yield ``n_docs`` documents: package-tracking dialogs (12 %), biographies (12 %), other dialogs (16 %, a third
+    of them bookings with names and codes) and paragraphs of generic sentences (60 %; half of them mix in
     sentences with numbers, codes, names and addresses)."""
     r = SplitMix64(seed)
     for _ in range(n_docs):
         k = r.below(100)
-        if k < 15:
+        if k < 12:
             yield _tracking_dialog(r)
-        elif k < 30:
+        elif k < 24:
             yield _biography(r)
-        elif k < 60:
+        elif k < 40:
             yield _booking_dialog(r) if r.chance(33) else _dialog(r)
         else:
             yield _paragraph(r)

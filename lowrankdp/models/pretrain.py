@@ -47,7 +47,8 @@ def train_causal_lm(model, train_ids: Sequence[int], *, steps: int | None = None
     Exactly one of ``steps`` and ``seconds`` is given. With ``steps`` the schedule runs over that many steps and
     the result is deterministic given the seed (on one device, with deterministic algorithms). With ``seconds``
     the schedule runs over the time budget (warm-up: the first ``warmup_steps`` steps) and the number of steps
-    done depends on the machine.
+    done depends on the machine; the budget is checked before each step, so the last step can end past it
+    (at least one step is always taken).
     """
     import torch
 

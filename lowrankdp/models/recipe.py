@@ -43,7 +43,7 @@ class TinyRecipe:
     max_position_embeddings: int = 512
     block_size: int = 256
     batch_size: int = 8
-    steps: int = 260
+    steps: int = 340
     lr: float = 1e-2
     warmup_steps: int = 16
     min_lr_ratio: float = 0.1
