@@ -82,7 +82,7 @@ class StepRunner:
     explicit batch is the mechanism's step on that batch (the benchmark times it on a fixed batch).
     """
 
-    def __init__(self, config: FinetuneConfig, model: nn.Module, *, n_train: int):
+    def __init__(self, config: FinetuneConfig, model: nn.Module, *, n_train: int, seq_len: int | None = None):
         self.config = config
         self.device = next(model.parameters()).device
         self.setup: MethodSetup = setup_model(model, config, generator_seed=config.seed)
@@ -104,7 +104,7 @@ class StepRunner:
                 micro_batch_size=config.effective_micro_batch_size, noise_multiplier=config.noise_multiplier,
                 max_grad_norm=config.max_grad_norm, grad_sample_mode=config.grad_sample_mode,
                 clip_unit=config.clip_unit, accountant=config.accountant, noise_seed=config.seed + 2,
-                step_hooks=hooks,
+                step_hooks=hooks, seq_len=seq_len,
             )
         self.steps = 0
 
@@ -273,7 +273,8 @@ class _Run:
         self.n_params = matmul_parameter_count(model)
         self._calibrate(model)
         run_cfg = cfg if self.calibrated is None else cfg.replace(noise_multiplier=self.calibrated)
-        self.runner = StepRunner(run_cfg, model, n_train=self.n_train)
+        # the padded length of a batch is near the longest record: what ghost clipping's cost grows with
+        self.runner = StepRunner(run_cfg, model, n_train=self.n_train, seq_len=self.span_dim)
         self.notes.extend(self.runner.setup.notes)
         self._prepare_influence()
         # only now, with every input loaded, is anything in out_dir replaced
