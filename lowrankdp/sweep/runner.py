@@ -242,6 +242,8 @@ def _prepare_models(models: list[str], runner: str, log: Callable[[str], None]) 
             times[name] = seconds
             log(f"model {name}: ready in {seconds:.1f} s")
     proc.join()
+    queue.close()
+    queue.join_thread()
     return times
 
 
