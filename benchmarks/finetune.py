@@ -352,7 +352,7 @@ def markdown(rows_by_setting: list[tuple[dict, str, list[dict] | None]], prov: d
            "Each row: the same fixed batch (B records x L tokens), median step time over "
            "the timed steps after one warm-up; ratios to FFT (and LoRA) from this one invocation. FLOPs: "
            "`torch.utils.flop_counter` on one step (matmuls/attention only) per target token; analytic: "
-           "theory.md §6 (6N FFT, 4N LoRA/LoRA-FA/DP-LoRA, 8N DP-SGD, + projection for compressed DP-SGD), "
+           "docs/theory.md §6 (6N FFT, 4N LoRA/LoRA-FA/DP-LoRA, 8N DP-SGD, + projection for compressed DP-SGD), "
            "N = Linear weights incl. the output head. CPU memory: peak RSS above the RSS after loading the "
            "model (process-level, coarse). DP rows step on the fixed batch without Poisson sampling (cost only).",
            "",

@@ -22,7 +22,8 @@ THEORY = ROOT / "docs" / "theory.md"
 CODE_DIRS = ("lowrankdp", "proofs_check", "benchmarks", "experiments", "tests")
 SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".md", ".txt", ".cfg"}
 #: names of files the toolkit writes (not citations)
-OUTPUT_NAMES = {"report.md"}
+# files the toolkit writes (not citations): a sweep's report, and what `make gpu-check` writes on a GPU machine
+OUTPUT_NAMES = {"report.md", "gpu_check.md", "gpu_finetune_benchmark.md", "gpu_replication.md"}
 
 MD_REF = re.compile(r"(?<![\w{}<>/.-])((?:\.\./|\./)?[\w./-]*\w\.md)\b")
 THEORY_CITE = re.compile(r"(\S*)theory\.md`*")
