@@ -41,7 +41,9 @@ def main() -> None:
         from attack_common import RESULTS
 
         data = json.loads((RESULTS / "attack_lora_fa_replay.json").read_text())
-        data.pop("provenance", None)
+        old = data.pop("provenance", None) or {}
+        data.setdefault("measured_at", {"git_commit": old.get("git_commit"), "dirty": old.get("git_dirty"),
+                                        "date": old.get("date")})
         t0 -= data.pop("wall_s", 0.0)
         args.trials = data["trials"]
         for c in data["cases"]:
@@ -81,6 +83,10 @@ def main() -> None:
         "ε is single-digit this attack was not run (the one-step symmetry attack already sees nothing at σ = 1, "
         "attack_lora_fa.md). With 25 runs per side the AUC intervals are wide (see the interval column).",
     ]
+    if "measured_at" in data:
+        m = data["measured_at"]
+        body += ["", f"Training runs measured at git {m['git_commit']} on {m['date']}; this page was re-rendered "
+                     "from the stored JSON (`--from-json`)."]
     md = write("attack_lora_fa_replay", "LoRA-FA replay attack on trained models", "\n".join(body), data,
                wall_s=time.time() - t0)
     print(md.read_text())
