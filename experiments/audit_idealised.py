@@ -2,7 +2,7 @@
 Gaussian canaries at ε = 2 / 4 / 8 with m = 1,000, and how often each lower bound exceeds the truth.
 
 Writes docs/results/audit_idealised.{md,json} with provenance.
-Usage: python experiments/audit_idealised.py [--reps 50] [--validity-reps 200]   (about 1 minute on 2 cores)
+Usage: python experiments/audit_idealised.py [--reps 50] [--validity-reps 200]   (≈ 25 s on 2 cores)
 """
 
 from __future__ import annotations
