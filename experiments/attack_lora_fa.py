@@ -42,7 +42,8 @@ def main() -> None:
                           res.ks_pvalue])
     step_rows = []
     for steps in (1, 2, 5):
-        res, rep = run("steps", rank=16, steps=steps, trials=min(args.trials, 150), seed=100 + steps)
+        res, rep = run("steps", rank=16, steps=steps, trials=min(args.trials, 150), seed=100 + steps,
+                       distinguisher="symmetry")  # the replay attack: attack_lora_fa_replay.py
         step_rows.append([16, steps, rep.auc, rep.tpr_at_fpr[0.01], rep.epsilon_lower_bound, res.test_accuracy])
     sigma_rows = []
     grid = [(0.5, 16, sg) for sg in (1e-6, 1e-4, 1e-2, 1.0)]

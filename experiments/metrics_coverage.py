@@ -3,7 +3,7 @@ distribution-free TPR@FPR interval, beside the percentile bootstrap they replace
 
 Binormal scores (members N(μ, 1), non-members N(0, 1)); true AUC Φ(μ/√2), true TPR at FPR α
 Φ(μ − Φ⁻¹(1 − α)). Writes docs/results/metrics_coverage.{md,json} with provenance.
-Usage: python experiments/metrics_coverage.py [--reps 300] [--boot 200]   (about 2 minutes on 2 cores)
+Usage: python experiments/metrics_coverage.py [--reps 300] [--boot 200]   (≈ 8 minutes on 2 shared cores)
 """
 
 from __future__ import annotations

@@ -292,18 +292,21 @@ class AuditResult:
         return dict(self.__dict__)
 
     def judge(self, epsilon_accountant: float | None) -> dict[str, Any]:
-        """The claim "audited ε ≤ accountant ε", judged only where a perfect attack could break it."""
+        """The claim "audited ε ≤ accountant ε", judged only where a perfect attack could break it.
+
+        The verdict uses one pre-chosen, assumption-free analysis — SNJ — so its error rate stays at
+        1 − confidence (taking the larger of several bounds would not)."""
         if epsilon_accountant is None or math.isinf(epsilon_accountant):
             return {"verdict": "not testable", "reason": "no finite accountant ε"}
-        if self.max_epsilon_fdp_epsilon_delta <= epsilon_accountant:
+        if self.max_epsilon_snj <= epsilon_accountant:
             return {"verdict": "not testable",
                     "reason": (f"with {self.canaries} canaries a perfect attack certifies at most "
-                               f"{self.max_epsilon_fdp_epsilon_delta:.3g} (f-DP) ≤ accountant ε {epsilon_accountant:.3g}")}
-        audited = max(self.epsilon_snj, self.epsilon_fdp_epsilon_delta)
-        if audited > epsilon_accountant:
-            return {"verdict": "violated", "reason": f"audited ε {audited:.3g} > accountant ε {epsilon_accountant:.3g}"}
+                               f"{self.max_epsilon_snj:.3g} (SNJ) ≤ accountant ε {epsilon_accountant:.3g}")}
+        if self.epsilon_snj > epsilon_accountant:
+            return {"verdict": "violated",
+                    "reason": f"audited ε {self.epsilon_snj:.3g} (SNJ) > accountant ε {epsilon_accountant:.3g}"}
         return {"verdict": "consistent",
-                "reason": f"audited ε {audited:.3g} ≤ accountant ε {epsilon_accountant:.3g}"}
+                "reason": f"audited ε {self.epsilon_snj:.3g} (SNJ) ≤ accountant ε {epsilon_accountant:.3g}"}
 
 
 def audit_scores(scores: Sequence[float], included: Sequence[bool], *, k_pos: int, k_neg: int, delta: float,

@@ -6,7 +6,7 @@
 Prints the audited ε by Steinke–Nasr–Jagielski (arXiv:2305.08846v1) and the f-DP analysis of
 Mahloujifar–Melis–Chaudhuri (arXiv:2410.22235v1; Gaussian and (ε, δ) curves), at the given δ, and the most a
 perfect attack could certify with that many canaries. With ``--accountant-epsilon E`` it judges the claim
-"audited ε ≤ E" (or says it is not testable at this m). Details: docs/audit.md.
+"audited ε ≤ E" with the SNJ bound (or says it is not testable at this m). Details: docs/audit.md.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def _run_epsilon(args: argparse.Namespace) -> int:
     }
     if args.accountant_epsilon is not None:
         eps = args.accountant_epsilon
-        best_max = max(out["max_epsilon_snj"], out["max_epsilon_fdp_epsilon_delta"])
-        audited = max(out["epsilon_snj"], out["epsilon_fdp_epsilon_delta"])
+        # one pre-chosen analysis (SNJ): the larger of several bounds would not hold at `confidence`
+        best_max, audited = out["max_epsilon_snj"], out["epsilon_snj"]
         if best_max <= eps:
             verdict = f"not testable: {m} canaries certify at most {best_max:.3f} ≤ {eps:g}"
         elif audited > eps:
