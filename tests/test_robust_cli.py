@@ -165,10 +165,11 @@ def test_model_eval_task_file_checked_first(monkeypatch, capsys, tmp_path, make,
 
 
 def _billion_laughs(levels: int = 10) -> str:
-    lines = ['  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for i in range(1, levels):
-        lines.append(f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
-    return "name: bomb\nreport:\n" + "\n".join(lines) + "\n"
+    """A valid smoke config whose free-form ``train.extra`` holds 9**10 "lol"s through nested aliases
+    (before: ``sweep --dry-run`` ran past 20 s and kept growing)."""
+    anchors = ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    anchors += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "extends: smoke\nname: bomb\ntrain:\n  extra:\n    lol: [" + ", ".join(anchors) + "]\n"
 
 
 def test_yaml_alias_bomb_fails_fast_even_in_dry_run(tmp_path, capsys):
