@@ -2,6 +2,7 @@
 
 * :func:`check_output_file` — before any computation, make sure a result file can be written where the
   user asked (``ValueError`` naming the option and the path otherwise).
+* :func:`check_output_dir` — the same for a directory that files will be written into.
 * :func:`write_directory_atomically` — build a directory in a hidden sibling, then rename it into place:
   readers see the old directory or the complete new one, never a mix. Temporary siblings carry the
   writer's process id; ones whose process has died (a ``kill -9``, a power cut) are removed by the next
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["check_output_file", "write_directory_atomically", "TEMP_MARK"]
+__all__ = ["check_output_file", "check_output_dir", "write_directory_atomically", "TEMP_MARK"]
 
 TEMP_MARK = ".lowrankdp-"  # every temporary sibling is named ".<target>.lowrankdp-<tmp|old>-<pid>-<random>"
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.lowrankdp-(?P<kind>tmp|old)-(?P<pid>\d+)-[^/]*$")
@@ -46,6 +47,25 @@ def check_output_file(path: str | os.PathLike, *, name: str) -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise ValueError(f"{name} {p}: cannot write a file there ({exc.strerror or exc})") from None
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, *, name: str) -> Path:
+    """``path`` as a ``Path`` if it is (or can be created as) a directory in which files can be created.
+
+    ``ValueError`` naming ``name`` otherwise (an existing file, a read-only place, ``/proc``). The directory
+    is created if missing; a probe file is created in it and removed.
+    """
+    p = Path(path)
+    if os.path.lexists(p) and not p.is_dir():
+        raise ValueError(f"{name} must be a directory, got {p}, which is not one")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=f"{TEMP_MARK}probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{name} {p}: cannot write there ({exc.strerror or exc})") from None
     return p
 
 

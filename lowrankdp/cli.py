@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lowrankdp {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except ValueError as exc:  # bad input: one clear line, no traceback
-        print(f"lowrankdp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"lowrankdp {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return int(code or 0)
 

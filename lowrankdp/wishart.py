@@ -416,6 +416,13 @@ class _Profile:
         t_hi = math.exp((self.log_c_t + 0.5 * (r - 1) * math.log(r) - math.log(_P_TAIL)) / r)
         t_lo = max(self.t0, -t_hi)
         self.truncated = (_P_TAIL if t_lo > self.t0 else 0.0) + _P_TAIL
+        self._eval_cache: dict[float, ExactDelta] = {}
+        if t_lo >= t_hi:
+            # R > 0 only where T > t0 >= t_hi: that region holds t-mass <= _P_TAIL (rho near -1 with large r),
+            # so delta(eps) lies in [δ_supp, δ_supp + _P_TAIL] for every eps; nothing to integrate.
+            self.truncated = _P_TAIL
+            self.breaks = np.empty(0)
+            return
         v_lo, v_hi = math.asinh(t_lo), math.asinh(t_hi)
         # initial partition in v = asinh(T): width 0.25 on [-6, 6], geometric growth outside, plus R = 1
         inner = np.arange(-6.0, 6.0 + 1e-12, 0.25)
@@ -427,7 +434,6 @@ class _Profile:
         if pts.size < 2 or not np.all(np.isfinite(pts)):
             raise RuntimeError(f"internal error: bad quadrature range for d={d}, r={r}, rho={rho}: {pts!r}")
         self.breaks = pts
-        self._eval_cache: dict[float, ExactDelta] = {}
 
     # integrand ------------------------------------------------------------------------------------------
     def _log_weight(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -504,6 +510,8 @@ class _Profile:
         cached = self._eval_cache.get(eps)
         if cached is not None:
             return cached
+        if self.breaks.size == 0:  # empty integration range (see __init__)
+            return ExactDelta(self.dsupp, self.dsupp, min(1.0, self.dsupp + self.truncated))
         a = self.breaks[:-1].copy()
         b = self.breaks[1:].copy()
         whole = self._panel(a, b, eps)
@@ -559,6 +567,7 @@ class _Profile:
 
 
 _PROFILE_CACHE: dict[tuple[int, int, float], _Profile] = {}
+_EPS_BRACKET = 1e7  # geometric bracketing of the exact ε stops here (then Theorem 1 closes the bracket)
 
 
 def _profile(d: int, r: int, rho: float) -> _Profile:
@@ -607,8 +616,10 @@ def exact_epsilon(*, d: int, r: int, rho: float, delta: float) -> float:
 
     Returns ``math.inf`` when ``delta <= δ_supp`` (no finite ε: the neighbour has that much mass where the
     output cannot be) and 0.0 when ``delta >= delta(0)`` (the total-variation distance).
-    If the root cannot be bracketed below ε = 1e7 a ``RuntimeWarning`` is issued and ``inf`` returned
-    (the conservative answer).
+    The root is bracketed by growing ε geometrically up to 1e7; beyond that, the Theorem-1 bound (corrected
+    coefficient, a valid upper bound on the exact ε) closes the bracket when it is finite (large ``d``, e.g.
+    d = 1e8, r = 5e7, rho = 0.9, δ = 0.01: exact 5.72e6). If neither brackets the root, a ``RuntimeWarning``
+    is issued and ``inf`` returned (the conservative answer).
     """
     d, r = _check_dims(d, r)
     rho = _check_rho(rho)
@@ -628,9 +639,14 @@ def exact_epsilon(*, d: int, r: int, rho: float, delta: float) -> float:
     # bracket the root: delta(eps) is decreasing in eps (grow the upper end geometrically)
     while g(hi) > 0.0:
         lo, hi = hi, hi * 4.0
-        if hi > 1e7:
+        if hi > _EPS_BRACKET:
+            bound = theorem1_epsilon(d=d, r=r, rho=rho, delta=delta)  # corrected c: exact ε <= bound
+            if math.isfinite(bound) and bound > lo and g(bound) <= 0.0:
+                hi = bound
+                break
             warnings.warn(
-                f"exact_epsilon: no ε <= 1e7 reaches delta={delta:g} (d={d}, r={r}, rho={rho}); returning inf",
+                f"exact_epsilon: no ε <= {_EPS_BRACKET:g} reaches delta={delta:g} (d={d}, r={r}, rho={rho}) and "
+                f"Theorem 1 does not bracket it (bound {bound:g}); returning inf",
                 RuntimeWarning,
                 stacklevel=2,
             )

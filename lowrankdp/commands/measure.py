@@ -13,7 +13,6 @@ Models load through ``lowrankdp.models.load_base`` ("tiny", presets, local paths
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -95,31 +94,51 @@ def _summary(res: dict[str, Any], args) -> str:
     return "\n".join(lines)
 
 
+def _check_device(spec: str):
+    """``--device`` as a ``torch.device`` that exists on this machine, else ``ValueError``."""
+    import torch
+
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device must be a torch device such as cpu, cuda or cuda:1, got {spec!r}") from None
+    if dev.type == "cpu":
+        return dev
+    try:
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--device {spec!r} is not available on this machine ({reason})") from None
+    return dev
+
+
 def _run(args) -> int:
+    from .._files import check_output_file
     from ..cli import print_json
-    from ..results import to_jsonable
     from ..data import load_dataset
 
-    dataset = load_dataset(args.data)  # validate before loading models
+    # everything that can be checked is checked before loading models and computing
+    out = None if args.out is None else check_output_file(args.out, name="--out")
+    dataset = load_dataset(args.data)
     import torch  # noqa: F401  (heavy imports only here)
 
+    from ..results import atomic_write_json
     from ..measure import measure_all, resolve_device
 
+    device = None if args.device is None else _check_device(args.device)
     model, tokenizer = _load(args.model, None)
     base = None
     if args.base is not None:
         base, _ = _load(args.base, None)
-    device = resolve_device(model, args.device)
+    device = resolve_device(model, device)
     res = measure_all(model, tokenizer, dataset, base_model=base, batch_size=args.batch_size,
                       max_length=args.max_length, device=device,
                       exposure_max_candidates=args.exposure_max_candidates, progress=not args.no_progress,
                       min_k=args.min_k, max_records=args.max_records, n_bootstrap=args.bootstrap,
                       seed=args.seed)
     res = {"model": str(args.model), "base": args.base, "data": str(args.data), **res}
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            json.dump(to_jsonable(res), fh, indent=2)
-            fh.write("\n")
+    if out is not None:
+        atomic_write_json(out, res)  # write-then-rename: never half a file
     if args.json:
         print_json(res)
     else:

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -87,10 +89,35 @@ def _quiet_transformers() -> None:
         pass
 
 
+def _check_cache_dir(args: argparse.Namespace, *, write: bool) -> None:
+    """The cache root (``--cache-dir``, ``$LOWRANKDP_CACHE`` or the default) is a directory, writable when
+    ``write``: checked before a build that takes minutes."""
+    from lowrankdp._files import check_output_dir
+    from lowrankdp.models.cache import cache_root
+
+    root = cache_root(args.cache_dir)
+    name = "--cache-dir" if args.cache_dir is not None else "the model cache ($LOWRANKDP_CACHE or ~/.cache/lowrankdp)"
+    if write:
+        check_output_dir(root, name=name)
+    elif os.path.lexists(root) and not root.is_dir():
+        raise ValueError(f"{name} must be a directory, got {root}, which is not one")
+
+
+def _check_task_file(path: str | None) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if not p.is_file():
+        what = "does not exist" if not os.path.lexists(p) else (
+            "is a directory" if p.is_dir() else "is not a regular file")
+        raise ValueError(f"--task-file {p} {what}; expected a JSONL file of multiple-choice items")
+
+
 def _build(args: argparse.Namespace) -> int:
     from lowrankdp.cli import print_json
     from lowrankdp.models import build_tiny, read_metadata, tiny_path
 
+    _check_cache_dir(args, write=True)
     _quiet_transformers()
     path = tiny_path(cache_dir=args.cache_dir)
     cached = (path / "lowrankdp_model.json").is_file()
@@ -111,6 +138,7 @@ def _info(args: argparse.Namespace) -> int:
     from lowrankdp.cli import print_json
     from lowrankdp.models import describe_base
 
+    _check_cache_dir(args, write=False)
     _quiet_transformers()
     info = describe_base(args.name_or_path, cache_dir=args.cache_dir)
     if args.json:
@@ -132,11 +160,20 @@ def _eval(args: argparse.Namespace) -> int:
     from lowrankdp.cli import print_json
     from lowrankdp.models import load_base, retention_loss, score_multiple_choice
 
+    from lowrankdp._validate import check_int
+
+    if args.max_tokens is not None:
+        check_int("--max-tokens", args.max_tokens, minimum=2)
+    _check_task_file(args.task_file)
+    _check_cache_dir(args, write=False)
     torch.set_num_threads(1)
     _quiet_transformers()
     model, tokenizer = load_base(args.name_or_path, cache_dir=args.cache_dir)
     loss = retention_loss(model, tokenizer, max_tokens=args.max_tokens)
-    mc = score_multiple_choice(model, tokenizer, args.task_file)
+    try:
+        mc = score_multiple_choice(model, tokenizer, args.task_file)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--task-file {args.task_file}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1})") from None
     out = {"model": args.name_or_path, "retention_loss": loss, "multiple_choice_accuracy": mc["accuracy"],
            "multiple_choice_n": mc["n"], "multiple_choice_chance": mc["chance"]}
     if args.json:

@@ -40,8 +40,12 @@ def _run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", UserWarning)  # the caveat is printed below instead
         printed = wishart.theorem1_epsilon(**kw, delta=args.delta, coefficient="as_printed")
     t0 = time.perf_counter()
-    exact = wishart.exact_epsilon(**kw, delta=args.delta)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        exact = wishart.exact_epsilon(**kw, delta=args.delta)
     seconds = time.perf_counter() - t0
+    numeric = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    why = _why_infinite(delta=args.delta, dsupp=dsupp, numeric=numeric)
     if args.json:
         print_json(
             {
@@ -57,17 +61,31 @@ def _run(args: argparse.Namespace) -> int:
                 "notes": [
                     "theorem1_epsilon_as_printed uses the published c=(d+r-1)/2 and is NOT a valid bound",
                     "exact_epsilon errs high by at most ~1e-7 relative (numerical integration)",
-                ],
+                ]
+                + ([f"theorem1_epsilon is inf: {why['theorem1']}"] if math.isinf(corrected) else [])
+                + ([f"exact_epsilon is inf: {why['exact']}"] if math.isinf(exact) else []),
             }
         )
         return 0
 
-    def fmt(x: float) -> str:
-        return "inf (no finite bound)" if math.isinf(x) else f"{x:.6g}"
+    def fmt(x: float, reason: str) -> str:
+        return f"inf ({reason})" if math.isinf(x) else f"{x:.6g}"
 
     print(f"Wishart projection mechanism, d={args.d}, r={args.r}, rho={args.rho}, delta={args.delta:g}")
     print(f"  support delta (neighbour mass off the support) : {dsupp:.6g}")
-    print(f"  Theorem 1 epsilon, corrected c=(d-r+1)/2       : {fmt(corrected)}")
-    print(f"  Theorem 1 epsilon, as printed c=(d+r-1)/2      : {fmt(printed)}  (NOT a valid bound)")
-    print(f"  exact epsilon                                  : {fmt(exact)}  ({seconds:.2f} s)")
+    print(f"  Theorem 1 epsilon, corrected c=(d-r+1)/2       : {fmt(corrected, why['theorem1'])}")
+    print(f"  Theorem 1 epsilon, as printed c=(d+r-1)/2      : {fmt(printed, why['theorem1'])}  (NOT a valid bound)")
+    print(f"  exact epsilon                                  : {fmt(exact, why['exact'])}  ({seconds:.2f} s)")
     return 0
+
+
+def _why_infinite(*, delta: float, dsupp: float, numeric: list[str]) -> dict[str, str]:
+    """Why each ε would be printed as inf: no finite ε exists, or the theorem or the numerics give none."""
+    if delta <= dsupp:
+        none = "no finite epsilon exists: delta <= support delta"
+        return {"theorem1": none, "exact": none}
+    return {
+        "theorem1": "Theorem 1 gives no finite bound here: rho <= K = sqrt((1-rho^2)/r) t_r(1-delta')",
+        "exact": ("not computed, reported as inf (conservative): " + numeric[0]) if numeric
+        else "no finite epsilon exists",
+    }

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from .._files import write_directory_atomically
+from .._files import check_output_dir, write_directory_atomically
 from .detect import detect_spans
 from .records import Record, Span
 
@@ -423,6 +423,7 @@ _DATASET_FILES = frozenset([f"{s}.jsonl" for s in SPLITS] + ["meta.json"])
 def check_dataset_output(out_dir: str | os.PathLike) -> Path:
     """``out_dir`` as a ``Path`` if :func:`write_dataset` may write there (see its rules), else ``ValueError``."""
     out = Path(out_dir)
+    check_output_dir(out.parent, name=f"output directory {out}: its parent")
     if not os.path.lexists(out):
         return out
     if not out.is_dir() or out.is_symlink():

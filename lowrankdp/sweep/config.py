@@ -565,29 +565,117 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
+_MAX_CONFIG_BYTES = 1 << 20  # a sweep config is a few KB; 1 MiB bounds the work of parsing it
+_MAX_CONFIG_DEPTH = 32  # tables/lists nested deeper than this are not a config
+_MAX_CONFIG_NODES = 100_000  # values after expanding YAML aliases (a billion-laughs file has ~1e9)
+
+
 def _read_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML or YAML config with bounded work: size, nesting depth and (YAML) alias expansion.
+
+    Every failure is ``ValueError("<path>: <reason>")`` on one line.
+    """
     suffix = path.suffix.lower()
-    if suffix == ".toml":
-        with path.open("rb") as fh:
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ValueError(f"config file {path} must end in .toml, .yaml or .yml")
+    if not path.is_file():
+        raise ValueError(f"{path}: config file does not exist or is not a regular file")
+    size = path.stat().st_size
+    if size > _MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: config file is {size} bytes; at most {_MAX_CONFIG_BYTES} are accepted")
+    raw = path.read_bytes()[:_MAX_CONFIG_BYTES + 1]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1})") from None
+    try:
+        if suffix == ".toml":
             try:
-                return tomllib.load(fh)
+                data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise ValueError(f"{path}: invalid TOML: {exc}") from None
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(f"{path}: YAML configs need pyyaml (pip install pyyaml)") from None
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: invalid YAML: {exc}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a config file must hold a mapping at top level")
-        return data
-    raise ValueError(f"config file {path} must end in .toml, .yaml or .yml")
+        else:
+            data = _read_yaml(text, path)
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to parse (more than {_MAX_CONFIG_DEPTH} levels "
+                         "are not accepted)") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping at top level")
+    _check_depth(data, path)
+    return data
+
+
+def _check_depth(data: Any, path: Path) -> None:
+    """``ValueError`` if tables/lists nest deeper than ``_MAX_CONFIG_DEPTH`` (checked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > _MAX_CONFIG_DEPTH:
+            raise ValueError(f"{path}: tables or lists nested more than {_MAX_CONFIG_DEPTH} levels deep")
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values())
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
+
+
+def _read_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load`` after checking the node graph: no recursive aliases, at most ``_MAX_CONFIG_NODES``
+    values once aliases are expanded, at most ``_MAX_CONFIG_DEPTH`` levels."""
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(f"{path}: YAML configs need pyyaml (pip install pyyaml)") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()  # composing shares aliased nodes: linear in the text
+        if node is None:
+            return None
+        _check_yaml_graph(node, path)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_graph(root: Any, path: Path) -> None:
+    """Count the values of the YAML node graph with aliases expanded (memoised, iterative), and its depth."""
+    import yaml
+
+    def children(n: Any) -> list[Any]:
+        if isinstance(n, yaml.MappingNode):
+            return [x for kv in n.value for x in kv]
+        if isinstance(n, yaml.SequenceNode):
+            return list(n.value)
+        return []
+
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        n, done = stack.pop()
+        key = id(n)
+        if done:
+            on_path.discard(key)
+            kids = children(n)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
+            if size[key] > _MAX_CONFIG_NODES:
+                raise ValueError(f"{path}: YAML expands to more than {_MAX_CONFIG_NODES} values (aliases "
+                                 "repeated inside aliases, e.g. a 'billion laughs' file); not a config")
+            if height[key] > _MAX_CONFIG_DEPTH + 1:
+                raise ValueError(f"{path}: tables or lists nested more than {_MAX_CONFIG_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise ValueError(f"{path}: YAML alias refers to a node that contains it (a recursive structure)")
+        on_path.add(key)
+        stack.append((n, True))
+        stack.extend((k, False) for k in children(n) if id(k) not in size)
 
 
 def merge_overrides(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
