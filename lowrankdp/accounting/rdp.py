@@ -70,7 +70,7 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
     [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 65)) + [72, 80, 96, 112, 128, 160, 192, 224, 256]
 )
 NEIGHBORING_RELATIONS = ("add_remove", "replace_one")
-_MAX_ORDER = 2048  # the adaptive grid stops here (integer sums cost O(α²); beyond it the edge warning is issued)
+_MAX_ORDER = 8192  # the adaptive grid stops here (integer sums cost O(α²); beyond it the edge warning is issued)
 _HP_FRACTIONS = (0.5, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)  # data-independent grid for delta_M / delta
 _MAX_FRAC_TERMS = 1 << 14  # |C(α,i)| decays only like i^(−α−1): α ≈ 1.1 needs ~10⁴ terms
 
