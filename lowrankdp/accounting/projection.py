@@ -25,6 +25,7 @@ returned too so the gap is visible.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -93,6 +94,38 @@ def simulate_lambda_max(*, d: int, r: int, k: int, n: int, seed: int = 0) -> np.
     return np.clip(lam, 0.0, 1.0)
 
 
+@functools.lru_cache(maxsize=256)
+def _net_quantile(r: int, ds: tuple, k: int, tail: float) -> float:
+    var = SharedVariable("net", r=r, ds=ds, k=k)
+    if var.net_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
+        return 1.0
+    grid = np.linspace(0.0, 1.0, 257)  # coarse scan, then bisection inside the first bracket
+    sf = var.net_sf_array(grid)
+    j = int(np.flatnonzero(sf <= tail)[0])
+    lo, hi = float(grid[max(j - 1, 0)]), float(grid[j])
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if var.net_sf_array(np.array([mid]))[0] <= tail:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@functools.lru_cache(maxsize=64)
+def net_grid(r: int, ds: tuple, k: int, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges ``linspace(0, hi, n + 1)`` and the net bound's survival function there (cached across calls)."""
+    var = SharedVariable("net", r=r, ds=ds, k=k)
+    edges = np.linspace(0.0, hi, n + 1)
+    sf = var.net_sf_array(edges)
+    sf[0] = 1.0
+    if hi >= 1.0:
+        sf[-1] = 0.0
+    edges.setflags(write=False)
+    sf.setflags(write=False)
+    return edges, sf
+
+
 @dataclass(frozen=True)
 class SharedVariable:
     """Law of the retained fraction (an upper bound of ``b``), on ``[0, 1]``.
@@ -118,17 +151,8 @@ class SharedVariable:
         return np.clip(1.0 - surv, 0.0, 1.0)
 
     def net_upper_quantile(self, tail: float) -> float:
-        """Smallest grid ``t`` (bisection, 60 steps, rounded up) with the bound ``P(λ > t) ≤ tail``; 1 if none."""
-        lo, hi = 0.0, 1.0
-        if self.net_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
-            return 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if self.net_sf_array(np.array([mid]))[0] <= tail:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        """A ``t`` with the bound ``P(λ > t) ≤ tail`` (bisection, 60 steps, kept on the safe side); 1 if none."""
+        return _net_quantile(self.r, self.ds, self.k, float(tail))
 
     # --- Beta / max-of-Betas law -------------------------------------------------------------------
     def log_pdf(self, t: np.ndarray) -> np.ndarray:

@@ -52,7 +52,7 @@ from .events import (
     UnsupportedEventError,
     event_name,
 )
-from .projection import SharedVariable, log_expectation_increasing, shared_variable
+from .projection import SharedVariable, log_expectation_increasing, net_grid, shared_variable
 
 __all__ = [
     "DEFAULT_ORDERS",
@@ -509,6 +509,7 @@ class RdpAccountant:
         self.lambda_law = check_choice("lambda_law", lambda_law, ("bound", "simulated"))
         self._events: list[tuple[DpEvent, int]] = []
         self._fixed_cache: dict = {}
+        self._moment_rows: dict = {}
         self._fixed_min_tail = 0.0
         self.details: dict = {}
 
@@ -524,6 +525,7 @@ class RdpAccountant:
         _check_rdp(event)
         self._events.append((event, count))
         self._fixed_cache = {}
+        self._moment_rows = {}
         return self
 
     # -- curve --------------------------------------------------------------------------------------
@@ -587,6 +589,22 @@ class RdpAccountant:
             return self._rdp(event.event, scale * math.sqrt(q_m), hp_fail)
         raise UnsupportedEventError(f"RdpAccountant does not support {event_name(event)}")  # pragma: no cover
 
+    def _ex_rows(self, event: FixedProjectionEvent, scale: float, grid_key: tuple, edges: np.ndarray) -> np.ndarray:
+        """``log(exp((α−1)ε_inner(α; √b)) − 1)`` at ``edges`` for every order (rows cached per order, so a
+        refinement of the order grid only computes the new orders); ``+inf`` rows where it is not finite."""
+        from .._logspace import np_log_expm1
+
+        out = np.full((len(self.orders), len(edges)), np.inf)
+        for i, a in enumerate(self.orders):
+            key = (id(event), scale, grid_key, float(a))
+            row = self._moment_rows.get(key)
+            if row is None:
+                vals = _log_moment_b(event.event, a, edges, scale)
+                row = np_log_expm1(vals) if np.all(np.isfinite(vals)) else np.full(len(edges), np.inf)
+                self._moment_rows[key] = row
+            out[i] = row
+        return out
+
     def _plain_of(self, event: FixedProjectionEvent, scale: float, hp_fail: dict) -> np.ndarray:
         pkey = ("plain", id(event), scale)
         if pkey not in self._fixed_cache:
@@ -601,7 +619,6 @@ class RdpAccountant:
         1e−9 for the quadrature of the masses: errs upward. For ``k > 1`` directions the law of ``λ`` is the
         net bound ``λ′`` (stochastically larger, :mod:`.projection`) and ``E[f(λ) | λ ≤ t] ≤
         E[f(min(λ′, t))]/(1 − P′(λ′ > t))``."""
-        from .._logspace import np_log_expm1
 
         orders = self.orders
         var = self._shared(event.d, event.r, event.span_dim, event.unprojected)
@@ -619,18 +636,10 @@ class RdpAccountant:
             hi = var.net_upper_quantile(floor * 0.999) if tail > 0 else 1.0
             key = ("net", id(event), scale, hi)
             if key not in self._fixed_cache:
-                edges = np.linspace(0.0, hi, self.fixed_grid * 4 + 1)
-                sf = var.net_sf_array(edges)
-                sf[0] = 1.0
-                if hi >= 1.0:
-                    sf[-1] = 0.0
+                edges, sf = net_grid(var.r, var.ds, var.k, hi, self.fixed_grid * 4)
                 with np.errstate(divide="ignore"):
                     ld = np.log(np.maximum(sf[:-1] - sf[1:], 0.0))
-                ex = np.full((len(orders), len(edges)), np.inf)
-                for i, a in enumerate(orders):
-                    vals = _log_moment_b(event.event, a, edges, scale)
-                    if np.all(np.isfinite(vals)):
-                        ex[i] = np_log_expm1(vals)
+                ex = self._ex_rows(event, scale, ("net", hi), edges)
                 with np.errstate(invalid="ignore"):
                     cum = np.logaddexp.accumulate(ld[None, :] + ex[:, 1:], axis=1)
                 self._fixed_cache[key] = (edges, sf, ex, cum)
@@ -668,15 +677,10 @@ class RdpAccountant:
                 lm = np.full(len(edges) - 1, -math.log(len(edges) - 1))
                 sf = None
             cum_den = np.logaddexp.accumulate(lm)
-            cum_up = np.full((len(orders), len(lm)), np.inf)
-            cum_lo = np.full((len(orders), len(lm)), np.inf)
-            for i, a in enumerate(orders):
-                vals = _log_moment_b(event.event, a, edges, scale)
-                if not np.all(np.isfinite(vals)):
-                    continue
-                ex = np_log_expm1(vals)
-                cum_up[i] = np.logaddexp.accumulate(lm + ex[1:])
-                cum_lo[i] = np.logaddexp.accumulate(lm + ex[:-1])
+            ex = self._ex_rows(event, scale, (var.kind, hi), edges)
+            with np.errstate(invalid="ignore"):
+                cum_up = np.logaddexp.accumulate(lm[None, :] + ex[:, 1:], axis=1)
+                cum_lo = np.logaddexp.accumulate(lm[None, :] + ex[:, :-1], axis=1)
             self._fixed_cache[key] = (edges, sf, cum_den, cum_up, cum_lo)
         edges, sf, cum_den, cum_up, cum_lo = self._fixed_cache[key]
         j = cum_up.shape[1] - 1
