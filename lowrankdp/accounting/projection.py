@@ -16,11 +16,9 @@
   sides and over a fixed grid of η (proof and Monte Carlo check: ``proofs_check/test_accounting_net_bound.py``).
   The simulated law (:func:`simulate_lambda_max`) is kept only as an opt-in *estimate*.
 
-The fixed-projection RDP needs ``E_λ[exp(F(λ))]`` for increasing convex ``F`` with ``F`` as large as
-10⁴–10⁶; :func:`log_expectation_increasing` computes it in log space as an **upper** Riemann–Stieltjes sum
-(``F`` at the right end of each interval times that interval's exact probability), so it errs upward (a
-valid bound up to the ~1e−12 quadrature error of the interval probabilities); the matching lower sum is
-returned too so the gap is visible.
+The fixed-projection RDP (``rdp.py``) needs ``E_λ[exp(F(λ))]`` for increasing convex ``F`` with ``F`` as large
+as 10⁴–10⁶; it is computed in log space as an **upper** Riemann–Stieltjes sum over the interval probabilities
+given here (``F`` at the right end of each interval), so it errs upward.
 """
 
 from __future__ import annotations
@@ -33,11 +31,12 @@ from typing import Callable
 import numpy as np
 from scipy import optimize, special
 
+from .._logspace import logsumexp
+
 __all__ = [
     "SharedVariable",
     "shared_variable",
     "simulate_lambda_max",
-    "log_expectation_increasing",
     "net_sf",
 ]
 
@@ -166,7 +165,7 @@ class SharedVariable:
                 lp = (self.a - 1) * logt + (c - 1) * log1mt - special.betaln(self.a, c)
                 others = tot_log_cdf - lc if len(self.cs) > 1 else 0.0
                 terms.append(lp + others)
-        return special.logsumexp(np.stack(terms), axis=0) if len(terms) > 1 else terms[0]
+        return logsumexp(np.stack(terms), axis=0) if len(terms) > 1 else terms[0]
 
     def cdf(self, t: float) -> float:
         return float(np.prod([special.betainc(self.a, c, t) for c in self.cs]))
@@ -188,7 +187,7 @@ class SharedVariable:
         mid = 0.5 * (hi + lo)
         nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
         lp = self.log_pdf(nodes.ravel()).reshape(nodes.shape)
-        out = special.logsumexp(lp + np.log(_GL_W)[None, :], axis=1) + np.log(half)
+        out = logsumexp(lp + np.log(_GL_W)[None, :], axis=1) + np.log(half)
         first = self.cdf(edges[1])
         out[0] = math.log(first) if first > 0 else -math.inf
         if min(self.cs) < 1.0:  # density singular at 1: use the survival function
@@ -236,27 +235,3 @@ def shared_variable(*, d, r: int, span_dim: int = 1, unprojected: bool = False,
         axis=0,
     )
     return SharedVariable("simulated", samples=draws)
-
-
-def log_expectation_increasing(
-    var: SharedVariable, log_f: Callable[[np.ndarray], np.ndarray], *, n: int = 2048
-) -> tuple[float, float]:
-    """``(lower, upper)`` for ``log E[exp(log_f(λ))]`` with ``log_f`` non-decreasing in ``λ``.
-
-    For the Beta laws: lower/upper Riemann–Stieltjes sums over exact interval probabilities (the upper
-    one is the value to use as a bound). For simulated laws: the Monte Carlo estimate twice (it is an
-    estimate, not a bound; its standard error is reported by the accountant's report).
-    """
-    if var.kind == "one":
-        v = float(np.asarray(log_f(np.array([1.0])))[0])
-        return v, v
-    if var.kind == "simulated":
-        vals = np.asarray(log_f(var.samples), dtype=float)
-        est = float(special.logsumexp(vals) - math.log(len(vals)))
-        return est, est
-    edges = var.grid(n)
-    lm = var.log_interval_masses(edges)
-    vals = np.asarray(log_f(edges), dtype=float)
-    upper = float(special.logsumexp(lm + vals[1:]))
-    lower = float(special.logsumexp(lm + vals[:-1]))
-    return lower, upper

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import special
 
 from .._validate import check_choice, check_int, check_real
+from .._logspace import logsumexp, np_log_expm1
 from ._kummer import log_hyp1f1
 from .events import (
     ComposedEvent,
@@ -52,7 +53,7 @@ from .events import (
     UnsupportedEventError,
     event_name,
 )
-from .projection import SharedVariable, log_expectation_increasing, net_grid, shared_variable
+from .projection import SharedVariable, net_grid, shared_variable
 
 __all__ = [
     "DEFAULT_ORDERS",
@@ -132,14 +133,6 @@ def _round_up(x: np.ndarray) -> np.ndarray:
     return np.where((x == 0) | ~np.isfinite(x), x, np.nextafter(x, np.inf))
 
 
-def _lse_rows(mat: np.ndarray) -> np.ndarray:
-    """Row-wise log-sum-exp (rows may contain -inf padding)."""
-    m = mat.max(axis=1)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return m_safe + np.log(np.exp(mat - m_safe[:, None]).sum(axis=1))
-
-
 def _log_a_int(q: float, alphas: np.ndarray, log_excess: np.ndarray, xs: np.ndarray | None = None) -> np.ndarray:
     """Upper value of ``log A_α`` for integer ``alphas`` (``0 < q < 1``) given upper values of
     ``log(M_k − 1)`` for ``k = 0..max α`` (``-inf`` where ``M_k = 1``) and the moment arguments ``xs``."""
@@ -158,15 +151,13 @@ def _log_a_int(q: float, alphas: np.ndarray, log_excess: np.ndarray, xs: np.ndar
         err = 8 * _EPS * (np.abs(g1) + g2 + g3 + np.abs(lq) + np.abs(l1q) + np.abs(le) + xs[None, :] + 4.0)
         w = g1 - g2 - g3 + lq + l1q + le + err
     w = np.where(valid, w, -np.inf)
-    s = _lse_rows(w)
+    s = logsumexp(w, axis=1)
     s = np.where(np.isfinite(s), s + 8 * _EPS * (np.abs(s) + math.log(K + 1)), s)  # lse's own rounding
     return np.logaddexp(0.0, s)
 
 
 def _plain_excess(K: int, c: float) -> tuple[np.ndarray, np.ndarray]:
     """``(log(M_k − 1), x_k)`` for the plain Gaussian, ``x_k = k(k−1)c``, ``k = 0..K−1`` (upper values)."""
-    from .._logspace import np_log_expm1
-
     k = np.arange(K, dtype=float)
     with np.errstate(over="ignore"):
         xs = k * (k - 1) * c
@@ -339,17 +330,12 @@ def fresh_projection_rdp(*, sampling_rate: float, noise_multiplier: float, d: in
 # ---------------------------------------------------------------------------------------------------
 def _log_a_b(logw: np.ndarray, err_w: np.ndarray, xs: np.ndarray, a: int) -> np.ndarray:
     """Upper ``log A_α(b)`` column-wise: ``xs[k, j] = k(k−1)c·b_j`` (cancellation-free form, padded)."""
-    from .._logspace import np_log_expm1
-
     excess = np_log_expm1(xs)
     fin = np.isfinite(excess)
     safe = np.where(fin, excess, 0.0)
     terms = np.where(fin, logw[:, None] + err_w[:, None] + safe + 8 * _EPS * (np.abs(safe) + np.where(fin, xs, 0.0)),
                      -np.inf)
-    m = terms.max(axis=0)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        ssum = m_safe + np.log(np.exp(terms - m_safe[None, :]).sum(axis=0))
+    ssum = logsumexp(terms, axis=0)
     fin_s = np.isfinite(ssum)
     sv = np.where(fin_s, ssum, 0.0)
     ssum = np.where(fin_s, sv + 8 * _EPS * (np.abs(sv) + math.log(a + 2)), ssum)
@@ -592,8 +578,6 @@ class RdpAccountant:
     def _ex_rows(self, event: FixedProjectionEvent, scale: float, grid_key: tuple, edges: np.ndarray) -> np.ndarray:
         """``log(exp((α−1)ε_inner(α; √b)) − 1)`` at ``edges`` for every order (rows cached per order, so a
         refinement of the order grid only computes the new orders); ``+inf`` rows where it is not finite."""
-        from .._logspace import np_log_expm1
-
         out = np.full((len(self.orders), len(edges)), np.inf)
         for i, a in enumerate(self.orders):
             key = (id(event), scale, grid_key, float(a))
