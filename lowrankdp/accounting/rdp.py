@@ -7,19 +7,24 @@ probability baseline).
 
 Orders supported. Every projected curve is also capped, order by order, by the plain (unprojected)
 curve, which is a valid bound because ``b ≤ 1``; at orders the projected formula cannot handle this cap
-is what is used (``rdp(α) = +inf`` only if nothing applies):
+is what is used (``rdp(α) = +inf`` only if nothing applies). Every value is rounded UP (cancellation-free
+moment sums with per-term rounding pads, ₁F₁ from the upper end of its bracket, divisions one ulp up), so
+the curve is never below the exact RDP:
 
-===============================================  =======================  ==========================
+===============================================  =======================  ==============================
 event                                            integer α ≥ 2            fractional α > 1
-===============================================  =======================  ==========================
+===============================================  =======================  ==============================
 Gaussian                                         closed form              closed form
 Poisson-sampled Gaussian                         exact sum [MTZ19 §3.2]   signed series [MTZ19 §3.3]
-                                                                          (exact; = Opacus)
+                                                                          (padded), or the ⌈α⌉ value
 fresh projection, unsampled (q = 1)              ₁F₁ (§4.3)               ₁F₁ (§4.3)
-fresh projection, Poisson-sampled (q < 1)        binomial sum of ₁F₁      plain SGM value (b ≤ 1)
+fresh projection, Poisson-sampled (q < 1)        binomial sum of ₁F₁      min(plain, unsampled, ⌈α⌉)
 fixed projection of the above plain steps        E_λ[·] (upper sum)        plain value unless q = 1
 high-probability baseline                        as plain                 as plain
-===============================================  =======================  ==========================
+===============================================  =======================  ==============================
+
+The default order grid adapts (:meth:`RdpAccountant.get_epsilon_and_order`): extended while the best order is
+at the top edge (up to α = 8192), refined around an interior best order.
 
 IMPORTANT: the neighbouring relation is explicit. ``"add_remove"`` (default): the per-example
 difference has norm ≤ C. ``"replace_one"``: ≤ 2C, accounted by doubling the sensitivity (for Poisson
