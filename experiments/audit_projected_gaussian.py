@@ -118,7 +118,7 @@ def main() -> None:
         "",
         f"Summary: valid claims never contradicted: **{ok_valid}**; broken fixed-projection assumption caught: "
         f"**{caught}**. Claims: `fixed` = rank-one fixed projection; `fixed_span2` / `fixed_spank` = fixed "
-        "projection accounted with the λ_max law of a 2- / k-dimensional span; `none` = no amplification.",
+        "projection accounted with the provable net bound on the λ_max law of a 2- / k-dimensional span; `none` = no amplification.",
         "",
         f"Fixed-projection assumption: {A.FIXED_PROJECTION_ASSUMPTION}",
         "",

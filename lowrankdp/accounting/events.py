@@ -50,8 +50,9 @@ FIXED_PROJECTION_ASSUMPTION = (
     "steps. The bound assumes (i) the projected side of each example's gradient is independent of A "
     "(true for a first layer's inputs; an assumption for deep networks) and (ii) it is one direction "
     "(rank one: the same unit vector x at every step, gradient x g_t^T). If the projected side spans k > 1 "
-    "dimensions (e.g. k tokens), the shared variable is lambda_max(U^T P_A U) (matrix-variate Beta, "
-    "simulated), which equals 1 - no amplification - once k + r > d. Replace-one neighbours span two "
+    "dimensions (e.g. k tokens; pass span_dim=k), the shared variable is lambda_max(U^T P_A U), whose law is "
+    "replaced by a provable upper bound (union bound over a net of the span), and which equals 1 - no "
+    "amplification - once k + r > d. Replace-one neighbours span two "
     "directions and are accounted with k doubled. Convex order does NOT rescue a violated assumption."
 )
 
@@ -187,8 +188,8 @@ class FixedProjectionEvent(DpEvent):
 
     docs/theory.md §4.4: ``exp((α−1)ε(α)) = E_λ[exp((α−1)·ε_event(α; sensitivity √λ))]`` where the shared
     variable ``λ`` is ``Beta(r/2, (d−r)/2)`` for ``span_dim = 1`` (with several layers: the maximum of the
-    layers' independent Betas), and ``λ_max(Uᵀ P_A U)`` (matrix-variate Beta, simulated) for
-    ``span_dim = k > 1``; ``λ ≡ 1`` when ``k + r > d``.
+    layers' independent Betas), and ``λ_max(Uᵀ P_A U)`` for ``span_dim = k > 1`` (its law replaced by the
+    provable net bound of :mod:`.projection`); ``λ ≡ 1`` when ``k + r > d``.
 
     ``tail_probability`` ``δ_M``: condition on ``λ ≤ t`` with ``P(λ > t) ≤ δ_M`` and add ``δ_M`` to δ
     (valid because that event depends on ``A`` only); ``0`` = plain expectation; ``None`` (default) lets the

@@ -16,15 +16,14 @@
   sides and over a fixed grid of η (proof and Monte Carlo check: ``proofs_check/test_accounting_net_bound.py``).
   The simulated law (:func:`simulate_lambda_max`) is kept only as an opt-in *estimate*.
 
-The fixed-projection RDP needs ``E_λ[exp(F(λ))]`` for increasing convex ``F`` with ``F`` as large as
-10⁴–10⁶; :func:`log_expectation_increasing` computes it in log space as an **upper** Riemann–Stieltjes sum
-(``F`` at the right end of each interval times that interval's exact probability), so it errs upward (a
-valid bound up to the ~1e−12 quadrature error of the interval probabilities); the matching lower sum is
-returned too so the gap is visible.
+The fixed-projection RDP (``rdp.py``) needs ``E_λ[exp(F(λ))]`` for increasing convex ``F`` with ``F`` as large
+as 10⁴–10⁶; it is computed in log space as an **upper** Riemann–Stieltjes sum over the interval probabilities
+given here (``F`` at the right end of each interval), so it errs upward.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -32,11 +31,12 @@ from typing import Callable
 import numpy as np
 from scipy import optimize, special
 
+from .._logspace import logsumexp
+
 __all__ = [
     "SharedVariable",
     "shared_variable",
     "simulate_lambda_max",
-    "log_expectation_increasing",
     "net_sf",
 ]
 
@@ -93,6 +93,38 @@ def simulate_lambda_max(*, d: int, r: int, k: int, n: int, seed: int = 0) -> np.
     return np.clip(lam, 0.0, 1.0)
 
 
+@functools.lru_cache(maxsize=256)
+def _net_quantile(r: int, ds: tuple, k: int, tail: float) -> float:
+    var = SharedVariable("net", r=r, ds=ds, k=k)
+    if var.net_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
+        return 1.0
+    grid = np.linspace(0.0, 1.0, 257)  # coarse scan, then bisection inside the first bracket
+    sf = var.net_sf_array(grid)
+    j = int(np.flatnonzero(sf <= tail)[0])
+    lo, hi = float(grid[max(j - 1, 0)]), float(grid[j])
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if var.net_sf_array(np.array([mid]))[0] <= tail:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@functools.lru_cache(maxsize=64)
+def net_grid(r: int, ds: tuple, k: int, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges ``linspace(0, hi, n + 1)`` and the net bound's survival function there (cached across calls)."""
+    var = SharedVariable("net", r=r, ds=ds, k=k)
+    edges = np.linspace(0.0, hi, n + 1)
+    sf = var.net_sf_array(edges)
+    sf[0] = 1.0
+    if hi >= 1.0:
+        sf[-1] = 0.0
+    edges.setflags(write=False)
+    sf.setflags(write=False)
+    return edges, sf
+
+
 @dataclass(frozen=True)
 class SharedVariable:
     """Law of the retained fraction (an upper bound of ``b``), on ``[0, 1]``.
@@ -118,17 +150,8 @@ class SharedVariable:
         return np.clip(1.0 - surv, 0.0, 1.0)
 
     def net_upper_quantile(self, tail: float) -> float:
-        """Smallest grid ``t`` (bisection, 60 steps, rounded up) with the bound ``P(λ > t) ≤ tail``; 1 if none."""
-        lo, hi = 0.0, 1.0
-        if self.net_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
-            return 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if self.net_sf_array(np.array([mid]))[0] <= tail:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        """A ``t`` with the bound ``P(λ > t) ≤ tail`` (bisection, 60 steps, kept on the safe side); 1 if none."""
+        return _net_quantile(self.r, self.ds, self.k, float(tail))
 
     # --- Beta / max-of-Betas law -------------------------------------------------------------------
     def log_pdf(self, t: np.ndarray) -> np.ndarray:
@@ -142,7 +165,7 @@ class SharedVariable:
                 lp = (self.a - 1) * logt + (c - 1) * log1mt - special.betaln(self.a, c)
                 others = tot_log_cdf - lc if len(self.cs) > 1 else 0.0
                 terms.append(lp + others)
-        return special.logsumexp(np.stack(terms), axis=0) if len(terms) > 1 else terms[0]
+        return logsumexp(np.stack(terms), axis=0) if len(terms) > 1 else terms[0]
 
     def cdf(self, t: float) -> float:
         return float(np.prod([special.betainc(self.a, c, t) for c in self.cs]))
@@ -164,7 +187,7 @@ class SharedVariable:
         mid = 0.5 * (hi + lo)
         nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
         lp = self.log_pdf(nodes.ravel()).reshape(nodes.shape)
-        out = special.logsumexp(lp + np.log(_GL_W)[None, :], axis=1) + np.log(half)
+        out = logsumexp(lp + np.log(_GL_W)[None, :], axis=1) + np.log(half)
         first = self.cdf(edges[1])
         out[0] = math.log(first) if first > 0 else -math.inf
         if min(self.cs) < 1.0:  # density singular at 1: use the survival function
@@ -212,27 +235,3 @@ def shared_variable(*, d, r: int, span_dim: int = 1, unprojected: bool = False,
         axis=0,
     )
     return SharedVariable("simulated", samples=draws)
-
-
-def log_expectation_increasing(
-    var: SharedVariable, log_f: Callable[[np.ndarray], np.ndarray], *, n: int = 2048
-) -> tuple[float, float]:
-    """``(lower, upper)`` for ``log E[exp(log_f(λ))]`` with ``log_f`` non-decreasing in ``λ``.
-
-    For the Beta laws: lower/upper Riemann–Stieltjes sums over exact interval probabilities (the upper
-    one is the value to use as a bound). For simulated laws: the Monte Carlo estimate twice (it is an
-    estimate, not a bound; its standard error is reported by the accountant's report).
-    """
-    if var.kind == "one":
-        v = float(np.asarray(log_f(np.array([1.0])))[0])
-        return v, v
-    if var.kind == "simulated":
-        vals = np.asarray(log_f(var.samples), dtype=float)
-        est = float(special.logsumexp(vals) - math.log(len(vals)))
-        return est, est
-    edges = var.grid(n)
-    lm = var.log_interval_masses(edges)
-    vals = np.asarray(log_f(edges), dtype=float)
-    upper = float(special.logsumexp(lm + vals[1:]))
-    lower = float(special.logsumexp(lm + vals[:-1]))
-    return lower, upper

@@ -7,19 +7,24 @@ probability baseline).
 
 Orders supported. Every projected curve is also capped, order by order, by the plain (unprojected)
 curve, which is a valid bound because ``b ≤ 1``; at orders the projected formula cannot handle this cap
-is what is used (``rdp(α) = +inf`` only if nothing applies):
+is what is used (``rdp(α) = +inf`` only if nothing applies). Every value is rounded UP (cancellation-free
+moment sums with per-term rounding pads, ₁F₁ from the upper end of its bracket, divisions one ulp up), so
+the curve is never below the exact RDP:
 
-===============================================  =======================  ==========================
+===============================================  =======================  ==============================
 event                                            integer α ≥ 2            fractional α > 1
-===============================================  =======================  ==========================
+===============================================  =======================  ==============================
 Gaussian                                         closed form              closed form
 Poisson-sampled Gaussian                         exact sum [MTZ19 §3.2]   signed series [MTZ19 §3.3]
-                                                                          (exact; = Opacus)
+                                                                          (padded), or the ⌈α⌉ value
 fresh projection, unsampled (q = 1)              ₁F₁ (§4.3)               ₁F₁ (§4.3)
-fresh projection, Poisson-sampled (q < 1)        binomial sum of ₁F₁      plain SGM value (b ≤ 1)
+fresh projection, Poisson-sampled (q < 1)        binomial sum of ₁F₁      min(plain, unsampled, ⌈α⌉)
 fixed projection of the above plain steps        E_λ[·] (upper sum)        plain value unless q = 1
 high-probability baseline                        as plain                 as plain
-===============================================  =======================  ==========================
+===============================================  =======================  ==============================
+
+The default order grid adapts (:meth:`RdpAccountant.get_epsilon_and_order`): extended while the best order is
+at the top edge (up to α = 8192), refined around an interior best order.
 
 IMPORTANT: the neighbouring relation is explicit. ``"add_remove"`` (default): the per-example
 difference has norm ≤ C. ``"replace_one"``: ≤ 2C, accounted by doubling the sensitivity (for Poisson
@@ -39,6 +44,7 @@ import numpy as np
 from scipy import special
 
 from .._validate import check_choice, check_int, check_real
+from .._logspace import logsumexp, np_log_expm1
 from ._kummer import log_hyp1f1
 from .events import (
     ComposedEvent,
@@ -52,7 +58,7 @@ from .events import (
     UnsupportedEventError,
     event_name,
 )
-from .projection import SharedVariable, log_expectation_increasing, shared_variable
+from .projection import SharedVariable, net_grid, shared_variable
 
 __all__ = [
     "DEFAULT_ORDERS",
@@ -70,7 +76,7 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
     [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 65)) + [72, 80, 96, 112, 128, 160, 192, 224, 256]
 )
 NEIGHBORING_RELATIONS = ("add_remove", "replace_one")
-_MAX_ORDER = 2048  # the adaptive grid stops here (integer sums cost O(α²); beyond it the edge warning is issued)
+_MAX_ORDER = 8192  # the adaptive grid stops here (integer sums cost O(α²); beyond it the edge warning is issued)
 _HP_FRACTIONS = (0.5, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)  # data-independent grid for delta_M / delta
 _MAX_FRAC_TERMS = 1 << 14  # |C(α,i)| decays only like i^(−α−1): α ≈ 1.1 needs ~10⁴ terms
 
@@ -132,14 +138,6 @@ def _round_up(x: np.ndarray) -> np.ndarray:
     return np.where((x == 0) | ~np.isfinite(x), x, np.nextafter(x, np.inf))
 
 
-def _lse_rows(mat: np.ndarray) -> np.ndarray:
-    """Row-wise log-sum-exp (rows may contain -inf padding)."""
-    m = mat.max(axis=1)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return m_safe + np.log(np.exp(mat - m_safe[:, None]).sum(axis=1))
-
-
 def _log_a_int(q: float, alphas: np.ndarray, log_excess: np.ndarray, xs: np.ndarray | None = None) -> np.ndarray:
     """Upper value of ``log A_α`` for integer ``alphas`` (``0 < q < 1``) given upper values of
     ``log(M_k − 1)`` for ``k = 0..max α`` (``-inf`` where ``M_k = 1``) and the moment arguments ``xs``."""
@@ -158,15 +156,13 @@ def _log_a_int(q: float, alphas: np.ndarray, log_excess: np.ndarray, xs: np.ndar
         err = 8 * _EPS * (np.abs(g1) + g2 + g3 + np.abs(lq) + np.abs(l1q) + np.abs(le) + xs[None, :] + 4.0)
         w = g1 - g2 - g3 + lq + l1q + le + err
     w = np.where(valid, w, -np.inf)
-    s = _lse_rows(w)
+    s = logsumexp(w, axis=1)
     s = np.where(np.isfinite(s), s + 8 * _EPS * (np.abs(s) + math.log(K + 1)), s)  # lse's own rounding
     return np.logaddexp(0.0, s)
 
 
 def _plain_excess(K: int, c: float) -> tuple[np.ndarray, np.ndarray]:
     """``(log(M_k − 1), x_k)`` for the plain Gaussian, ``x_k = k(k−1)c``, ``k = 0..K−1`` (upper values)."""
-    from .._logspace import np_log_expm1
-
     k = np.arange(K, dtype=float)
     with np.errstate(over="ignore"):
         xs = k * (k - 1) * c
@@ -339,17 +335,12 @@ def fresh_projection_rdp(*, sampling_rate: float, noise_multiplier: float, d: in
 # ---------------------------------------------------------------------------------------------------
 def _log_a_b(logw: np.ndarray, err_w: np.ndarray, xs: np.ndarray, a: int) -> np.ndarray:
     """Upper ``log A_α(b)`` column-wise: ``xs[k, j] = k(k−1)c·b_j`` (cancellation-free form, padded)."""
-    from .._logspace import np_log_expm1
-
     excess = np_log_expm1(xs)
     fin = np.isfinite(excess)
     safe = np.where(fin, excess, 0.0)
     terms = np.where(fin, logw[:, None] + err_w[:, None] + safe + 8 * _EPS * (np.abs(safe) + np.where(fin, xs, 0.0)),
                      -np.inf)
-    m = terms.max(axis=0)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        ssum = m_safe + np.log(np.exp(terms - m_safe[None, :]).sum(axis=0))
+    ssum = logsumexp(terms, axis=0)
     fin_s = np.isfinite(ssum)
     sv = np.where(fin_s, ssum, 0.0)
     ssum = np.where(fin_s, sv + 8 * _EPS * (np.abs(sv) + math.log(a + 2)), ssum)
@@ -509,6 +500,7 @@ class RdpAccountant:
         self.lambda_law = check_choice("lambda_law", lambda_law, ("bound", "simulated"))
         self._events: list[tuple[DpEvent, int]] = []
         self._fixed_cache: dict = {}
+        self._moment_rows: dict = {}
         self._fixed_min_tail = 0.0
         self.details: dict = {}
 
@@ -524,6 +516,7 @@ class RdpAccountant:
         _check_rdp(event)
         self._events.append((event, count))
         self._fixed_cache = {}
+        self._moment_rows = {}
         return self
 
     # -- curve --------------------------------------------------------------------------------------
@@ -587,6 +580,20 @@ class RdpAccountant:
             return self._rdp(event.event, scale * math.sqrt(q_m), hp_fail)
         raise UnsupportedEventError(f"RdpAccountant does not support {event_name(event)}")  # pragma: no cover
 
+    def _ex_rows(self, event: FixedProjectionEvent, scale: float, grid_key: tuple, edges: np.ndarray) -> np.ndarray:
+        """``log(exp((α−1)ε_inner(α; √b)) − 1)`` at ``edges`` for every order (rows cached per order, so a
+        refinement of the order grid only computes the new orders); ``+inf`` rows where it is not finite."""
+        out = np.full((len(self.orders), len(edges)), np.inf)
+        for i, a in enumerate(self.orders):
+            key = (id(event), scale, grid_key, float(a))
+            row = self._moment_rows.get(key)
+            if row is None:
+                vals = _log_moment_b(event.event, a, edges, scale)
+                row = np_log_expm1(vals) if np.all(np.isfinite(vals)) else np.full(len(edges), np.inf)
+                self._moment_rows[key] = row
+            out[i] = row
+        return out
+
     def _plain_of(self, event: FixedProjectionEvent, scale: float, hp_fail: dict) -> np.ndarray:
         pkey = ("plain", id(event), scale)
         if pkey not in self._fixed_cache:
@@ -601,7 +608,6 @@ class RdpAccountant:
         1e−9 for the quadrature of the masses: errs upward. For ``k > 1`` directions the law of ``λ`` is the
         net bound ``λ′`` (stochastically larger, :mod:`.projection`) and ``E[f(λ) | λ ≤ t] ≤
         E[f(min(λ′, t))]/(1 − P′(λ′ > t))``."""
-        from .._logspace import np_log_expm1
 
         orders = self.orders
         var = self._shared(event.d, event.r, event.span_dim, event.unprojected)
@@ -619,18 +625,10 @@ class RdpAccountant:
             hi = var.net_upper_quantile(floor * 0.999) if tail > 0 else 1.0
             key = ("net", id(event), scale, hi)
             if key not in self._fixed_cache:
-                edges = np.linspace(0.0, hi, self.fixed_grid * 4 + 1)
-                sf = var.net_sf_array(edges)
-                sf[0] = 1.0
-                if hi >= 1.0:
-                    sf[-1] = 0.0
+                edges, sf = net_grid(var.r, var.ds, var.k, hi, self.fixed_grid * 4)
                 with np.errstate(divide="ignore"):
                     ld = np.log(np.maximum(sf[:-1] - sf[1:], 0.0))
-                ex = np.full((len(orders), len(edges)), np.inf)
-                for i, a in enumerate(orders):
-                    vals = _log_moment_b(event.event, a, edges, scale)
-                    if np.all(np.isfinite(vals)):
-                        ex[i] = np_log_expm1(vals)
+                ex = self._ex_rows(event, scale, ("net", hi), edges)
                 with np.errstate(invalid="ignore"):
                     cum = np.logaddexp.accumulate(ld[None, :] + ex[:, 1:], axis=1)
                 self._fixed_cache[key] = (edges, sf, ex, cum)
@@ -668,15 +666,10 @@ class RdpAccountant:
                 lm = np.full(len(edges) - 1, -math.log(len(edges) - 1))
                 sf = None
             cum_den = np.logaddexp.accumulate(lm)
-            cum_up = np.full((len(orders), len(lm)), np.inf)
-            cum_lo = np.full((len(orders), len(lm)), np.inf)
-            for i, a in enumerate(orders):
-                vals = _log_moment_b(event.event, a, edges, scale)
-                if not np.all(np.isfinite(vals)):
-                    continue
-                ex = np_log_expm1(vals)
-                cum_up[i] = np.logaddexp.accumulate(lm + ex[1:])
-                cum_lo[i] = np.logaddexp.accumulate(lm + ex[:-1])
+            ex = self._ex_rows(event, scale, (var.kind, hi), edges)
+            with np.errstate(invalid="ignore"):
+                cum_up = np.logaddexp.accumulate(lm[None, :] + ex[:, 1:], axis=1)
+                cum_lo = np.logaddexp.accumulate(lm[None, :] + ex[:, :-1], axis=1)
             self._fixed_cache[key] = (edges, sf, cum_den, cum_up, cum_lo)
         edges, sf, cum_den, cum_up, cum_lo = self._fixed_cache[key]
         j = cum_up.shape[1] - 1
