@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from lowrankdp.cli import _to_jsonable
+from lowrankdp.results import to_jsonable
 from lowrankdp.provenance import provenance
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -49,5 +49,5 @@ def write(name: str, title: str, body: str, data: dict[str, Any], *, wall_s: flo
         f"git {prov['git_commit']} (dirty: {prov['git_dirty']}); numpy {prov['packages'].get('numpy')}, "
         f"torch {prov['packages'].get('torch')}, peft {prov['packages'].get('peft')}._\n"
     )
-    (RESULTS / f"{name}.json").write_text(json.dumps(_to_jsonable({**data, "provenance": prov, "wall_s": wall_s}), indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(to_jsonable({**data, "provenance": prov, "wall_s": wall_s}), indent=1))
     return md
