@@ -231,3 +231,52 @@ def test_finetune_config_errors_are_caught_before_any_run(tmp_path):
         run_sweep(cfg, out, stream=None)
     assert not (out / "runs").exists()
     assert RunIndex(out / "index.sqlite").rows() == []  # nothing registered: a fixed config can start afresh
+
+
+# ------------------------------------------------------------------------------ target ε axes
+def _eps_cfg(tmp_path, **grid):
+    d = _cfg(tmp_path, methods=["fft", "dp-sgd", "compressed-dp-sgd"])
+    d["grid"].pop("noise_multipliers", None)
+    d["grid"].update(grid)
+    return d
+
+
+def test_target_epsilon_axis_expands_private_methods_only(tmp_path):
+    cfg = SweepConfig.from_dict(_eps_cfg(tmp_path, target_epsilons=[2.0, 8.0]))
+    names = sorted(r.name for r in cfg.runs(tmp_path))
+    assert names == ["compressed-dp-sgd_m_x_r8_eps2_e1_seed0", "compressed-dp-sgd_m_x_r8_eps8_e1_seed0",
+                     "dp-sgd_m_x_eps2_e1_seed0", "dp-sgd_m_x_eps8_e1_seed0", "fft_m_x_e1_seed0"]
+    assert {r.config.get("target_epsilon") for r in cfg.runs(tmp_path)} == {None, 2.0, 8.0}
+
+
+@pytest.mark.parametrize("grid,match", [
+    ({"target_epsilons": [0.0]}, r"^grid\.target_epsilons\[0\] must be in \(0, inf\)"),
+    ({"target_epsilons": [-1.0]}, r"^grid\.target_epsilons\[0\]"),
+    ({"target_epsilons": [2.0], "noise_multipliers": [1.0]}, r"^grid\.noise_multipliers and grid\.target_epsilons"),
+])
+def test_bad_target_axes_name_the_field(tmp_path, grid, match):
+    with pytest.raises(ValueError, match=match):
+        SweepConfig.from_dict(_eps_cfg(tmp_path, **grid))
+
+
+def test_target_for_a_grid_without_private_methods_is_refused(tmp_path):
+    d = _cfg(tmp_path, methods=["fft", "lora"])
+    d["grid"].pop("noise_multipliers", None)
+    d["grid"]["target_epsilons"] = [3.0]
+    with pytest.raises(ValueError, match=r"^grid\.target_epsilons applies only to private methods"):
+        SweepConfig.from_dict(d)
+    from lowrankdp.finetune.config import FinetuneConfig
+
+    with pytest.raises(ValueError, match=r"^target_epsilon applies only to private methods"):
+        FinetuneConfig(method="lora", data="d", out_dir="o", target_epsilon=3.0)
+
+
+def test_unreachable_target_fails_before_any_run_and_says_the_smallest_reachable(tmp_path):
+    d = _eps_cfg(tmp_path, target_epsilons=[1e-3])
+    d["datasets"]["x"] = {"generate": "customersim", "sizes": {"train": 40, "valid": 2, "test": 4},
+                          "canary_repeats": 0}
+    cfg = SweepConfig.from_dict(d)
+    with pytest.raises(ValueError, match=r"grid\.target_epsilons: 0\.001 cannot be reached .*smallest epsilon "
+                                         r"reachable there is"):
+        run_sweep(cfg, tmp_path / "out", stream=None)
+    assert not (tmp_path / "out" / "runs").exists()

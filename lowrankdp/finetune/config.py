@@ -67,6 +67,7 @@ class FinetuneConfig:
     # DP
     noise_multiplier: float = 1.0
     target_epsilon: float | None = None  # private methods: calibrate noise_multiplier to this ε (overrides it)
+    max_noise_multiplier: float = 50.0  # calibration limit: a target needing more noise is refused (it would not train)
     max_grad_norm: float = 1.0
     delta: float = 1e-5
     clip_unit: str = "sequence"
@@ -134,6 +135,7 @@ class FinetuneConfig:
                 raise ValueError(f"target_epsilon applies only to private methods {PRIVATE_METHODS}, got "
                                  f"{self.target_epsilon!r} with method={self.method!r} (it adds no noise)")
             check_real("target_epsilon", self.target_epsilon, lo=0.0, lo_open=True)
+        check_real("max_noise_multiplier", self.max_noise_multiplier, lo=0.0, lo_open=True)
         check_real("max_grad_norm", self.max_grad_norm, lo=0.0, lo_open=True)
         check_real("delta", self.delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         check_choice("clip_unit", self.clip_unit, _CLIP_UNITS)

@@ -333,7 +333,8 @@ class _Run:
         n_batches = math.ceil(self.n_train / cfg.batch_size)
         steps = cfg.epochs * steps_per_epoch(cfg, self.n_train)
         kw: dict[str, Any] = dict(target_epsilon=cfg.target_epsilon, sampling_rate=1.0 / n_batches, steps=steps,
-                                  delta=cfg.delta, accountant=cfg.accountant)
+                                  delta=cfg.delta, accountant=cfg.accountant,
+                                  max_noise_multiplier=cfg.max_noise_multiplier)
         if cfg.spec.projection:
             layers = adapted_linears(model, cfg.target_modules or default_target_modules(model))
             kw.update(projection=cfg.projection, d=[m.in_features for m in layers.values()], r=cfg.rank)

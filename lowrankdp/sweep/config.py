@@ -469,10 +469,12 @@ class SweepConfig:
         per_epoch = n_batches if cfg.max_steps_per_epoch is None else min(n_batches, cfg.max_steps_per_epoch)
         try:
             accounting.calibrate_noise(target_epsilon=cfg.target_epsilon, sampling_rate=1.0 / n_batches,
-                                       steps=cfg.epochs * per_epoch, delta=cfg.delta, accountant=cfg.accountant)
+                                       steps=cfg.epochs * per_epoch, delta=cfg.delta, accountant=cfg.accountant,
+                                       max_noise_multiplier=cfg.max_noise_multiplier)
         except ValueError as exc:
-            raise ValueError(f"run {spec.name}: target_epsilon {cfg.target_epsilon} cannot be reached with "
-                             f"{cfg.epochs * per_epoch} steps at q = 1/{n_batches}, δ = {cfg.delta} ({exc})") from None
+            raise ValueError(f"run {spec.name}: grid.target_epsilons: {cfg.target_epsilon} cannot be reached with "
+                             f"{cfg.epochs * per_epoch} steps at q = 1/{n_batches}, δ = {cfg.delta} and noise "
+                             f"multiplier ≤ {cfg.max_noise_multiplier:g} ({exc})") from None
 
     # ------------------------------------------------------------------ expansion
     def runs(self, sweep_dir: str | os.PathLike | None = None) -> list[RunSpec]:
