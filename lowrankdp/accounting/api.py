@@ -108,10 +108,18 @@ def gaussian_limit_epsilon(*, noise_multiplier: float, steps: int, delta: float,
     if not (1e-8 <= mu <= 1e3):
         return float(np.nextafter(zcdp, np.inf))
 
+    eps_m = float(np.finfo(float).eps)
+
     def excess(e: float) -> float:  # δ(ε) − δ plus a bound on its rounding error (so "≤ 0" is safe)
-        p1 = special.ndtr(-e / mu + mu / 2)
-        p2 = math.exp(e + special.log_ndtr(-e / mu - mu / 2))
-        return (p1 - p2) + 16 * np.finfo(float).eps * (p1 + p2) - dl
+        a, b = -e / mu + mu / 2, -e / mu - mu / 2
+        lb = special.log_ndtr(b)
+        p1 = special.ndtr(a)
+        p2 = math.exp(e + lb)
+        # relative error of Φ(x) from a rounded argument is ≈ |x|·|Δx| (Mills ratio), |Δx| ≤ 4 eps (|ε/μ| + μ/2);
+        # plus the special functions' own few-ulp errors and exp's argument error (|ε| + |log Φ(b)|)·eps
+        cond = (abs(a) + abs(b) + 2) * (e / mu + mu / 2 + 1)
+        rel = 64 * eps_m * (1 + cond + abs(lb) + e)
+        return (p1 - p2) + rel * (p1 + p2) - dl
 
     lo, hi = 0.0, zcdp
     if excess(hi) > 0:
