@@ -7,6 +7,11 @@ Notebook API (keyword-only)::
                        d=768, r=8, projection="fresh")
     accounting.calibrate_noise(target_epsilon=3.0, sampling_rate=0.01, steps=1000, delta=1e-5)
     accounting.epsilon_report(noise_multiplier=0.8, sampling_rate=0.01, steps=1000, delta=1e-5, d=768, r=8)
+    accounting.epsilon_result(...)   # ε with its source ("rdp" / "pld" / "gaussian_limit") and kind ("bound")
+
+Every ε is an upper bound rounded the safe way (docs/accounting.md, "Soundness"); a Monte Carlo estimate is
+only produced on request (``RdpAccountant(lambda_law="simulated")``), flagged ``kind="estimate"`` and warned
+about (:class:`EstimateWarning`).
 
 Underneath: immutable events (:mod:`.events`) and accountants (:class:`RdpAccountant`,
 :class:`PldAccountant` — the latter imports ``dp_accounting`` lazily). numpy/scipy only at import time.
