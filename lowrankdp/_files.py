@@ -90,10 +90,15 @@ def _recover(target: Path) -> None:
         return
     for e in entries:
         m = _TEMP_RE.match(e.name)
-        if m is None or m["name"] != target.name or _pid_alive(int(m["pid"])):
+        if m is None or _pid_alive(int(m["pid"])):
+            continue
+        root = m["name"]  # a writer whose target was itself a temporary sibling of `target` nests the marks
+        while (inner := _TEMP_RE.match(root)) is not None:
+            root = inner["name"]
+        if root != target.name:
             continue
         path = Path(e.path)
-        if m["kind"] == "old" and not os.path.lexists(target):
+        if m["kind"] == "old" and m["name"] == target.name and not os.path.lexists(target):
             os.replace(path, target)  # the swap was interrupted after moving the old version aside
         else:
             shutil.rmtree(path, ignore_errors=True)

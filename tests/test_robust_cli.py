@@ -87,6 +87,24 @@ def test_wishart_huge_d_computes_the_exact_epsilon_below_theorem1(capsys):
     assert res["exact_epsilon"] == pytest.approx(exact) and not any("inf" in n for n in res["notes"][2:])
 
 
+_EXTREME = dict(d=108_126_222, r=108_126_222, rho=0.9999999996028082)  # found by fuzzing: ~40 s per δ(ε)
+
+
+def test_wishart_quadrature_work_is_bounded_and_keeps_its_error_interval():
+    t0 = time.process_time()
+    with pytest.warns(RuntimeWarning, match="stopped at"):
+        res = wishart.exact_delta_with_error(**_EXTREME, epsilon=0.0)
+    assert time.process_time() - t0 < 10.0
+    assert res.lower <= res.estimate <= res.upper and res.upper - res.lower < 1e-6
+
+
+@pytest.mark.slow
+def test_wishart_extreme_exact_epsilon_stays_below_theorem1():
+    with pytest.warns(RuntimeWarning):
+        exact = wishart.exact_epsilon(**_EXTREME, delta=0.03)
+    assert 0.0 < exact <= wishart.theorem1_epsilon(**_EXTREME, delta=0.03)
+
+
 def test_wishart_cli_says_why_theorem1_is_inf(capsys):
     assert main(["wishart", "--d", "400", "--r", "10", "--rho", "0.01", "--delta", "0.6"]) == 0
     out = capsys.readouterr().out

@@ -282,6 +282,17 @@ def test_interrupted_swap_is_restored_by_the_next_writer(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_nested_leftovers_of_a_dead_writer_are_removed(tmp_path):
+    # A caller that writes a dataset into its own temporary sibling (as a sweep may) nests the marks.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    outer = f".d{TEMP_MARK}tmp-{dead.pid}-a"
+    for name in (outer, f".{outer}{TEMP_MARK}tmp-{dead.pid}-b", f".other{TEMP_MARK}tmp-{dead.pid}-c"):
+        (tmp_path / name).mkdir()
+    write_directory_atomically(tmp_path / "d", lambda tmp: (tmp / "f").write_text("x"))
+    assert _leftovers(tmp_path) == [f".other{TEMP_MARK}tmp-{dead.pid}-c"]  # another target's: not touched
+
+
 def test_failed_write_keeps_the_previous_directory(tmp_path):
     target = tmp_path / "d"
     target.mkdir()

@@ -38,16 +38,17 @@ FAMILIES = {
 
 
 def _seconds(text: str) -> float:
+    """CPU seconds of this process (other jobs on the machine do not count), the least of three runs."""
     best = float("inf")
-    for _ in range(2):  # the faster of two runs: less noise from other jobs on the machine
-        t0 = time.perf_counter()
+    for _ in range(3):
+        t0 = time.process_time()
         detect_spans(text)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best
 
 
 def _check_scaling(small: int, factor: int) -> None:
-    # Linear time gives a ratio near `factor` (measured 10-17 for factor 10 on 1 MB, the excess being the
+    # Linear time gives a ratio near `factor` (measured 10-17 in wall-clock time for factor 10 on 1 MB, the excess being the
     # n log n sort of candidates and cache effects); quadratic gives factor**2 = 100. The guard, 4 * factor,
     # leaves room for a loaded machine and still fails a quadratic detector by a factor 2.5.
     for name, make in FAMILIES.items():
@@ -56,8 +57,8 @@ def _check_scaling(small: int, factor: int) -> None:
         assert t_big <= 4 * factor * max(t_small, 1e-3), (name, t_small, t_big)
 
 
-def test_detector_scales_linearly_30kb_to_300kb():
-    _check_scaling(30_000, 10)
+def test_detector_scales_linearly_10kb_to_100kb():
+    _check_scaling(10_000, 10)
 
 
 @pytest.mark.slow

@@ -46,6 +46,8 @@ def _run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     numeric = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     why = _why_infinite(delta=args.delta, dsupp=dsupp, numeric=numeric)
+    capped = ("the quadrature stopped before its tolerance; the value is computed from the upper end of its "
+              "error interval, so it errs high (conservative)") if numeric else ""
     if args.json:
         print_json(
             {
@@ -63,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
                     "exact_epsilon errs high by at most ~1e-7 relative (numerical integration)",
                 ]
                 + ([f"theorem1_epsilon is inf: {why['theorem1']}"] if math.isinf(corrected) else [])
-                + ([f"exact_epsilon is inf: {why['exact']}"] if math.isinf(exact) else []),
+                + ([f"exact_epsilon is inf: {why['exact']}"] if math.isinf(exact) else [])
+                + ([f"exact_epsilon: {capped}"] if capped and math.isfinite(exact) else []),
             }
         )
         return 0
@@ -75,7 +78,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  support delta (neighbour mass off the support) : {dsupp:.6g}")
     print(f"  Theorem 1 epsilon, corrected c=(d-r+1)/2       : {fmt(corrected, why['theorem1'])}")
     print(f"  Theorem 1 epsilon, as printed c=(d+r-1)/2      : {fmt(printed, why['theorem1'])}  (NOT a valid bound)")
-    print(f"  exact epsilon                                  : {fmt(exact, why['exact'])}  ({seconds:.2f} s)")
+    print(f"  exact epsilon                                  : {fmt(exact, why['exact'])}  ({seconds:.2f} s)"
+          + (f"\n    note: {capped}" if capped and math.isfinite(exact) else ""))
     return 0
 
 

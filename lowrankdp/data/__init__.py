@@ -6,8 +6,9 @@ Core layer: imports without torch/transformers; Faker is imported only when gene
     path = generate("customersim", out_dir="data/cs", seed=0)
     ds = load_dataset(path)          # ds.splits["train"][0].spans, ds.canary.secret, ...
 
-Submodules: :mod:`.schema` (records, loader, writer), :mod:`.generators`, :mod:`.detect` (regex
-recognisers, optional Presidio, detector scoring), :mod:`.masks` (character spans → token masks).
+Submodules: :mod:`.records` (``Span``, ``Record``), :mod:`.schema` (canary metadata, loader, atomic
+writer), :mod:`.generators`, :mod:`.detect` (regex recognisers, optional Presidio, detector scoring),
+:mod:`.masks` (character spans → token masks).
 See ``docs/data.md``.
 """
 
