@@ -120,7 +120,7 @@ def train_causal_lm(model, train_ids: Sequence[int], *, steps: int | None = None
         cur = lr_at(step, lr=lr, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio, decay_fraction=frac)
         for g in opt.param_groups:
             g["lr"] = cur
-        starts = torch.randint(0, n_windows, (batch_size,), generator=gen).to(dev)
+        starts = torch.randint(0, n_windows, (batch_size,), generator=gen).to(dev, non_blocking=True)
         batch = data[starts[:, None] + offsets]
         with autocast():
             loss = model(input_ids=batch, labels=batch).loss
@@ -182,9 +182,6 @@ def _body_config(shape: str, tokenizer, *, layers: int | None, hidden: int | Non
         config.num_hidden_layers = layers
     if heads is not None:
         config.num_attention_heads = heads
-    if config.hidden_size % config.num_attention_heads:
-        raise ValueError(f"hidden must be divisible by heads, got hidden={config.hidden_size}, "
-                         f"heads={config.num_attention_heads}")
     if vocab == "tokenizer":
         config.vocab_size = -(-len(tokenizer) // 128) * 128
     return config
@@ -230,6 +227,9 @@ def pretrain_base(shape: str, *, out_dir: str | os.PathLike, steps: int | None =
     for name, value in (("layers", layers), ("hidden", hidden), ("heads", heads)):
         if value is not None:
             check_int(name, value, minimum=1)
+    width, n_heads = hidden or PRESETS[shape].hidden, heads or PRESETS[shape].heads
+    if width % n_heads:
+        raise ValueError(f"hidden must be divisible by heads, got hidden={width}, heads={n_heads}")
     vocab = check_choice("vocab", vocab, VOCABS)
     precision = check_choice("precision", precision, PRECISIONS)
     try:
