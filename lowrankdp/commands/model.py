@@ -186,6 +186,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         print_json(meta)
     else:
         tr = meta["training"]
-        print(f"{meta['name']} pretrained: {tr['steps']} steps, {tr['tokens_seen']:,} tokens in {tr['train_seconds']} s "
+        print(f"{meta['name']} pretrained: {tr['steps']} steps, {tr['tokens_seen']:,} tokens in "
+              f"{tr['train_seconds']} s "
               f"on {meta['device']}; held-out loss {meta['heldout_loss']:.3f} nats/token; written to {path}")
     return 0

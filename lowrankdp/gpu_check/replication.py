@@ -208,7 +208,8 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
         out.append(
             f"| {target} | {r['method']} | {status} | {_f(r.get('noise_multiplier'), '.3g')} | "
             f"{_f(r.get('epsilon'), '.2f')} | "
-            f"{_f(r.get('steps'), 'd')} | {_f(r.get('utility_loss'), '.3f')} ({_f(r.get('utility_loss_base'), '.3f')}) | "
+            f"{_f(r.get('steps'), 'd')} | "
+            f"{_f(r.get('utility_loss'), '.3f')} ({_f(r.get('utility_loss_base'), '.3f')}) | "
             f"{_f(r.get('sensitive_loss'), '.3f')} ({_f(r.get('sensitive_loss_base'), '.3f')}) | "
             f"{_f(r.get('memorization_gap'), '.3f')} | {_f(r.get('exposure_bits'), '.2f')} | {auc} | "
             f"{_f(r.get('loss_eps_lower_bound'), '.3f')} | {_f(r.get('tokens_per_s'), ',.0f')} | "
