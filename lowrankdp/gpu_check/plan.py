@@ -63,8 +63,9 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
             mode="gpu",
             budget_s=GPU_BUDGET_S if budget_s is None else budget_s,
             # expected on an H200 (estimates; not yet run on one): setup 40 s (the embedded tiny model is
-            # pretrained on the CPU), tests 60 s, benchmark 100 s, pretrain 85 s, sweep 160 s, report 15 s:
-            # about 460 s of the 540
+            # pretrained on the CPU), tests 60 s, benchmark 100 s, pretrain 90 s (about 15 s of corpus,
+            # tokenizer and encoding on the host, 60 s of training), sweep 160 s (8 runs, two waves of four),
+            # report 15 s: about 465 s of the 540
             caps={"setup": 120, "tests": 110, "benchmark": 150, "pretrain": 120, "sweep": 200,
                   "replication-report": 45},
             floors={"setup": 20, "tests": 30, "benchmark": 40, "pretrain": 40, "sweep": 60,
