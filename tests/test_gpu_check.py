@@ -54,7 +54,9 @@ def test_dry_run_stage_details(dry):
     assert setting["rows_ok"] == setting["rows"] == 4, setting["errors"]
     verdicts = {x["row"]: x["verdict"] for x in setting["targets"]}
     assert verdicts["dp-sgd (ghost)"] in ("met", "missed") and verdicts["dp-lora (hooks)"] == "not measured"
-    assert st["pretrain"]["detail"]["steps"] > 0 and st["pretrain"]["detail"]["heldout_loss"] > 0
+    base = st["pretrain"]["detail"]
+    assert base["steps"] > 0 and base["heldout_loss"] > 0 and base["precision"] == "fp32"
+    assert base["architecture"]["num_layers"] == 2 and base["architecture"]["vocab"] == "tokenizer"
     runs = {r["method"]: r for r in st["replication-report"]["detail"]["runs"]}
     assert set(runs) == {"fft", "dp-sgd"}
     for m, r in runs.items():  # every number the summary shows is read from the stored run (format drift fails here)
@@ -63,8 +65,10 @@ def test_dry_run_stage_details(dry):
                     "loss_auc", "loss_eps_lower_bound", "steps", "tokens_per_s"):
             assert r[key] is not None, (m, key)
         assert len(r["loss_auc_ci"]) == 2
-    assert runs["fft"]["epsilon"] == float("inf") and 0 < runs["dp-sgd"]["epsilon"] < float("inf")
-    assert runs["dp-sgd"]["noise_multiplier"] == 1.25  # from the gpu preset
+    assert runs["fft"]["epsilon"] == float("inf") and runs["fft"]["target_epsilon"] is None
+    dp = runs["dp-sgd"]  # σ calibrated to the gpu preset's target ε by the run itself
+    assert dp["target_epsilon"] == 8.0 and dp["noise_multiplier"] > 0
+    assert 7.5 < dp["epsilon"] <= 8.0 * (1 + 1e-6)
 
 
 def test_dry_run_files_and_screen(dry):
@@ -141,22 +145,28 @@ def test_gpu_plan_fits_the_budget_and_dry_plan_shares_its_stages():
 
 
 def test_gpu_preset_scale():
-    """The preset runs at the scale the issue asks for: thousands of records, DP batches near 1,024."""
+    """The preset runs at the scale the issue asks for (thousands of records, DP batches near 1,024), every
+    private run at the same target ε, and each matched pair at the same learning rate."""
     from lowrankdp import accounting
+    from lowrankdp.methods import METHOD_NAMES, PRIVATE_METHODS
     from lowrankdp.sweep import load_config
 
     cfg = load_config("gpu")
     runs = cfg.runs("/nonexistent")
-    assert {r.config["method"] for r in runs} == {"fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd"}
+    by_method = {r.config["method"]: r.config for r in runs}
+    assert len(runs) == len(by_method) and set(by_method) == set(METHOD_NAMES)  # one run per method
     sizes = cfg.datasets["customersim"].sizes
     assert sizes["train"] >= 1000 and sizes["test"] >= 1000
-    dp = [r.config for r in runs if r.config["method"].startswith(("dp-", "compressed"))]
+    dp = [c for m, c in by_method.items() if m in PRIVATE_METHODS]
     assert dp and all(c["batch_size"] == 1024 and c["micro_batch_size"] < 1024 and c["device"] == "cuda" for c in dp)
+    assert {c["target_epsilon"] for c in dp} == {8.0} and all(c.get("noise_multiplier") is None for c in dp)
+    for a, b in (("dp-lora", "dp-lora-fa"), ("compressed-dp-sgd", "dp-sgd-targets")):
+        assert by_method[a]["lr"] == by_method[b]["lr"], (a, b)
     n = sizes["train"] + cfg.datasets["customersim"].canary_repeats
     q = 1 / -(-n // 1024)  # opacus's rate, 1 / number of batches
-    eps = accounting.epsilon(noise_multiplier=dp[0]["noise_multiplier"], sampling_rate=q,
-                             steps=dp[0]["epochs"] * round(1 / q), delta=dp[0]["delta"])
-    assert 7 < eps < 8.5  # the header's "ε ≈ 7.8"
+    sigma = accounting.calibrate_noise(target_epsilon=8.0, sampling_rate=q, steps=dp[0]["epochs"] * round(1 / q),
+                                       delta=dp[0]["delta"])
+    assert 1.18 < sigma < 1.28  # the header's "sigma ≈ 1.23"
 
 
 def test_gpu_preset_runs_are_valid_finetune_configs(tmp_path):
@@ -191,6 +201,31 @@ def test_junit_counts(tmp_path):
     assert "error" in _junit_counts(tmp_path / "missing.xml")
 
 
+def test_comparison_page_pairs_runs_at_equal_target_epsilon():
+    """Matched pairs are formed only between runs that finished at the same target ε; the page groups private
+    runs by target ε after the non-private ones."""
+    from lowrankdp.gpu_check.replication import markdown, pairs_at_equal_epsilon
+
+    def row(method, target, utility, status="ok"):
+        return {"name": f"{method}_eps{target}", "method": method, "status": status, "reason": None,
+                "target_epsilon": target, "noise_multiplier": None if target is None else 1.0,
+                "epsilon": float("inf") if target is None else target, "utility_loss": utility,
+                "sensitive_loss": 2.0, "loss_auc": 0.6, "loss_auc_ci": [0.55, 0.65], "exposure_bits": 1.0}
+
+    rows = [row("dp-lora-fa", 8.0, 3.5), row("compressed-dp-sgd", 3.0, 3.0), row("dp-lora", 8.0, 3.25),
+            row("dp-sgd-targets", 8.0, 3.0), row("compressed-dp-sgd", 8.0, 4.0, status="failed"),
+            row("fft", None, 2.0), row("dp-lora", 3.0, 4.0)]
+    pairs = pairs_at_equal_epsilon(rows)
+    assert [(q["target_epsilon"], q["method"], q["baseline"]) for q in pairs] == [(8.0, "dp-lora", "dp-lora-fa")]
+    assert pairs[0]["difference"]["utility_loss"] == pytest.approx(-0.25)
+    md = markdown(rows, None, {"mode": "dry"})
+    table = [x for x in md.splitlines() if x.startswith("| ") and "_eps" not in x][1:8]
+    assert [x.split(" | ")[:2] for x in table] == [
+        ["| (none)", "fft"], ["| 3", "dp-lora"], ["| 3", "compressed-dp-sgd"], ["| 8", "dp-lora"],
+        ["| 8", "dp-lora-fa"], ["| 8", "dp-sgd-targets"], ["| 8", "compressed-dp-sgd"]]
+    assert "| 8 | dp-lora − dp-lora-fa | 8.00, 8.00 | -0.250 |" in md
+
+
 def test_carried_packages(tmp_path):
     (tmp_path / "opacus-1.6.0.dist-info").mkdir()
     (tmp_path / "Faker-40.63.0.dist-info").mkdir()
@@ -198,15 +233,18 @@ def test_carried_packages(tmp_path):
     assert carried_packages(None) == {} and carried_packages(tmp_path / "nope") == {}
 
 
-def test_base_recipe_validation():
-    from lowrankdp.gpu_check.pretrain import BaseRecipe
+def test_pretrain_args_of_both_plans_parse():
+    """The pretrain stage is `lowrankdp model pretrain`: the GPU plan's arguments (which only a GPU runs) are
+    accepted by its parser, and they name the pythia-70m body with a time budget."""
+    from lowrankdp.cli import build_parser
 
-    with pytest.raises(ValueError, match="^shape"):
-        BaseRecipe(shape="pythia-7b-shape")
-    with pytest.raises(ValueError, match="^seconds"):
-        BaseRecipe(seconds=0)
-    with pytest.raises(ValueError, match="^batch_size"):
-        BaseRecipe(batch_size=0)
+    for mode in ("gpu", "dry"):
+        plan = plan_for(mode)
+        args = build_parser().parse_args(["model", "pretrain", "--out", "x", "--device", plan.device,
+                                          *plan.pretrain_args])
+        assert args.shape == "pythia-70m-shape" and args.seconds > 0 and args.steps is None
+        assert args.vocab == "tokenizer" and args.max_steps >= 1
+    assert build_parser().parse_args(["model", "pretrain", "--out", "x", *plan_for("gpu").pretrain_args]).layers is None
 
 
 def test_cli_gpu_mode_without_cuda_is_a_one_line_error(tiny_base_path, tmp_path):

@@ -555,3 +555,48 @@ def test_pretrain_base_writes_a_loadable_model(tmp_path):
         pretrain_base("pythia-7b-shape", out_dir=tmp_path / "x", steps=1)
     with pytest.raises(ValueError, match="exactly one of steps and seconds"):
         pretrain_base("pythia-70m-shape", out_dir=tmp_path / "x", steps=1, seconds=1.0)
+
+
+def test_pretrain_base_reduced_body_tokenizer_vocab_and_bf16(tmp_path):
+    """The options the GPU check uses: a smaller body, embedding rows = the tokenizer's, bf16 autocast (here on
+    the CPU), and a time budget whose schedule is fitted to the steps that fit (capped by max_steps)."""
+    from lowrankdp.models import pretrain_base
+
+    out = pretrain_base("pythia-70m-shape", out_dir=tmp_path / "base", seconds=60.0, max_steps=6, batch_size=1,
+                        block_size=16, warmup_steps=1, tokenizer_vocab=400, recipe=SHORT, layers=1, hidden=32,
+                        heads=2, vocab="tokenizer", precision="bf16", calibration_steps=2)
+    meta = read_metadata(out)
+    tr, arch = meta["training"], meta["architecture"]
+    assert tr["steps"] == tr["planned_steps"] == 6 and tr["stopped"] is None  # 60 s fit far more than 6 steps
+    assert tr["step_ms_calibrated"] > 0 and tr["precision"] == "bf16 autocast, fp32 weights"
+    assert tr["loss_log"][-1][0] == 6 and math.isfinite(tr["loss_log"][-1][1])
+    assert (arch["num_layers"], arch["hidden_size"], arch["num_heads"]) == (1, 32, 2) and arch["reduced_body"]
+    assert arch["vocab_size"] == -(-meta["tokenizer"]["vocab_size"] // 128) * 128 == 512
+    model, _ = load_base(str(out))
+    assert model.config.intermediate_size == 128 and model.config.vocab_size == 512
+    assert sum(p.numel() for p in model.parameters()) == arch["parameters"]
+    assert next(model.parameters()).dtype == torch.float32  # autocast: weights stay float32
+    for kw, match in (({"vocab": "full"}, "^vocab must be one of"), ({"precision": "fp16"}, "^precision must be"),
+                      ({"hidden": 30, "heads": 4}, "^hidden must be divisible by heads"),
+                      ({"layers": 0}, "^layers must be")):
+        with pytest.raises(ValueError, match=match):
+            pretrain_base("pythia-70m-shape", out_dir=tmp_path / "x", steps=1, batch_size=1, block_size=16,
+                          tokenizer_vocab=400, recipe=SHORT, **kw)
+
+
+def test_train_causal_lm_time_budget_spent_before_calibration():
+    """A budget shorter than the calibration steps stops early and says so; the step count is what ran."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from lowrankdp.models.pretrain import train_causal_lm
+
+    cfg = GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = GPTNeoXForCausalLM(cfg)
+    stats = train_causal_lm(model, list(range(64)) * 4, seconds=1e-9, batch_size=2, block_size=8,
+                            calibration_steps=5)
+    assert stats["steps"] == 1 and stats["planned_steps"] is None and stats["step_ms_calibrated"] is None
+    assert "before the step time was measured" in stats["stopped"] and math.isfinite(stats["train_loss_final"])
+    with pytest.raises(ValueError, match="^max_steps"):
+        train_causal_lm(model, list(range(64)) * 4, seconds=1.0, max_steps=0, block_size=8)

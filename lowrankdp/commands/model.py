@@ -1,7 +1,9 @@
 """``lowrankdp model``: build, inspect and evaluate base models (docs/models.md).
 
     lowrankdp model build [--name tiny] [--cache-dir DIR] [--rebuild] [--json]
-    lowrankdp model pretrain --shape pythia-70m-shape (--steps N | --seconds S) --out DIR [--device cuda] [--json]
+    lowrankdp model pretrain --shape pythia-70m-shape (--steps N | --seconds S [--max-steps N]) --out DIR
+        [--device cuda] [--precision auto|fp32|bf16] [--layers N --hidden N --heads N] [--vocab shape|tokenizer]
+        [--corpus-docs N] [--json]
     lowrankdp model info NAME_OR_PATH [--cache-dir DIR] [--json]
     lowrankdp model eval NAME_OR_PATH [--max-tokens N] [--task-file FILE] [--json]
 """
@@ -36,10 +38,23 @@ def register(subparsers) -> None:
     budget.add_argument("--seconds", type=float, default=None, help="training time budget in seconds")
     t.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    t.add_argument("--max-steps", type=int, default=None, help="with --seconds: at most this many steps")
+    t.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 autocast on CUDA, fp32 elsewhere; weights stay fp32")
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--block-size", type=int, default=256)
     t.add_argument("--lr", type=float, default=6e-4)
+    t.add_argument("--warmup-steps", type=int, default=100)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--layers", type=int, default=None, help="replace the shape's number of layers")
+    t.add_argument("--hidden", type=int, default=None, help="replace the shape's width (MLP 4x)")
+    t.add_argument("--heads", type=int, default=None, help="replace the shape's attention heads")
+    t.add_argument("--vocab", default="shape", choices=["shape", "tokenizer"],
+                   help="embedding rows: the shape's 50,304 (default) or the tokenizer's size rounded up to 128")
+    t.add_argument("--tokenizer-vocab", type=int, default=8192, help="BPE vocabulary target (default 8192)")
+    t.add_argument("--corpus-docs", type=int, default=None,
+                   help="training documents of the neutral corpus (default: the tiny model's 6,000)")
+    t.add_argument("--heldout-docs", type=int, default=None, help="held-out documents (default 300)")
     t.add_argument("--json", action="store_true", help="print the written metadata as JSON")
     t.set_defaults(func=_pretrain)
 
@@ -187,17 +202,28 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from lowrankdp.cli import print_json
-    from lowrankdp.models import pretrain_base, read_metadata
+    from lowrankdp._validate import check_int
+    from lowrankdp.models import DEFAULT_RECIPE, TinyRecipe, pretrain_base, read_metadata
 
     _quiet_transformers()
-    path = pretrain_base(args.shape, out_dir=args.out, steps=args.steps, seconds=args.seconds, device=args.device,
-                         batch_size=args.batch_size, block_size=args.block_size, lr=args.lr, seed=args.seed,
+    docs = {}
+    if args.corpus_docs is not None:
+        docs["n_train_docs"] = check_int("--corpus-docs", args.corpus_docs, minimum=1)
+    if args.heldout_docs is not None:
+        docs["n_heldout_docs"] = check_int("--heldout-docs", args.heldout_docs, minimum=1)
+    recipe = TinyRecipe(**{**DEFAULT_RECIPE.to_dict(), **docs}) if docs else None
+    path = pretrain_base(args.shape, out_dir=args.out, steps=args.steps, seconds=args.seconds,
+                         max_steps=args.max_steps, device=args.device, batch_size=args.batch_size,
+                         block_size=args.block_size, lr=args.lr, warmup_steps=args.warmup_steps, seed=args.seed,
+                         recipe=recipe, layers=args.layers, hidden=args.hidden, heads=args.heads, vocab=args.vocab,
+                         tokenizer_vocab=args.tokenizer_vocab, precision=args.precision,
                          log=None if args.json else print)
     meta = {"path": str(path), **read_metadata(path)}
     if args.json:
         print_json(meta)
     else:
         tr = meta["training"]
-        print(f"{args.shape} pretrained: {tr['steps']} steps, {tr['tokens_seen']:,} tokens in {tr['train_seconds']} s "
+        print(f"{meta['name']} pretrained: {tr['steps']} steps, {tr['tokens_seen']:,} tokens in "
+              f"{tr['train_seconds']} s "
               f"on {meta['device']}; held-out loss {meta['heldout_loss']:.3f} nats/token; written to {path}")
     return 0

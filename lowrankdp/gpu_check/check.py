@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
+from ..models.recipe import METADATA_FILE
 from .plan import STAGES, CheckPlan, plan_for
 
 __all__ = ["StageResult", "run_command", "run_check", "gpu_test_files", "REPO_ROOT", "RESULT_FILES"]
@@ -216,17 +217,19 @@ class _Check:
                                  "--out", str(bench_out)], after=read_bench)
 
         base_dir = self.work / "base"
-        from .pretrain import METADATA_FILE
 
         def read_base(res):
             f = base_dir / METADATA_FILE
             if f.is_file():
                 m = json.loads(f.read_text(encoding="utf-8"))
-                res.detail.update({k: m.get(k) for k in ("architecture", "steps", "tokens_seen", "heldout_loss",
-                                                         "train_loss_final", "tokens_per_s", "seconds")})
+                tr = m.get("training") or {}
+                res.detail.update({"architecture": m.get("architecture"), "heldout_loss": m.get("heldout_loss"),
+                                   "train_loss_final": m.get("train_loss_final"), "seconds": m.get("build_seconds"),
+                                   **{k: tr.get(k) for k in ("steps", "tokens_seen", "tokens_per_s", "precision",
+                                                             "step_ms_calibrated", "stopped")}})
 
-        self.stage("pretrain", [py, "-m", "lowrankdp.gpu_check.pretrain", "--out", str(base_dir), "--device",
-                                plan.device, "--recipe", json.dumps(plan.base_recipe)],
+        self.stage("pretrain", [py, "-m", "lowrankdp", "model", "pretrain", "--out", str(base_dir), "--device",
+                                plan.device, *plan.pretrain_args],
                    env=plan.stage_env, after=read_base)
         have_base = (base_dir / "config.json").is_file()
         plan_json = self.work / "plan.json"
@@ -312,7 +315,7 @@ def _pack(doc: dict[str, Any], *, results_dir: Path, work_dir: Path, copy_to: Pa
                 tar.add(p, arcname=f"results/{name}")
         for p in sorted((work_dir / "logs").glob("*.log")):
             tar.add(p, arcname=f"logs/{p.name}")
-        for p in (work_dir / "env.json", work_dir / "tests.xml", work_dir / "base" / "gpu_check_base.json"):
+        for p in (work_dir / "env.json", work_dir / "tests.xml", work_dir / "base" / METADATA_FILE):
             if p.is_file():
                 tar.add(p, arcname=f"logs/{p.name}")
     txt = copy_to / "gpu_check_summary.txt"

@@ -39,7 +39,7 @@ class CheckPlan:
     test_args: tuple[str, ...] = ()
     test_files: tuple[str, ...] | None = None  # None: every tests/test_*.py with a @pytest.mark.gpu test
     benchmark_args: tuple[str, ...] = ()
-    base_recipe: dict[str, Any] = field(default_factory=dict)  # lowrankdp.gpu_check.pretrain.BaseRecipe fields
+    pretrain_args: tuple[str, ...] = ()  # arguments of `lowrankdp model pretrain` (besides --out, --device)
     sweep_preset: str = "gpu"
     sweep_set: dict[str, Any] = field(default_factory=dict)  # dotted overrides of the preset
     stage_env: dict[str, str] = field(default_factory=dict)  # extra environment for pretrain and sweep
@@ -48,7 +48,7 @@ class CheckPlan:
         return {"mode": self.mode, "budget_s": self.budget_s, "caps": dict(self.caps), "floors": dict(self.floors),
                 "device": self.device, "test_env": dict(self.test_env), "test_args": list(self.test_args),
                 "test_files": None if self.test_files is None else list(self.test_files),
-                "benchmark_args": list(self.benchmark_args), "base_recipe": dict(self.base_recipe),
+                "benchmark_args": list(self.benchmark_args), "pretrain_args": list(self.pretrain_args),
                 "sweep_preset": self.sweep_preset, "sweep_set": dict(self.sweep_set),
                 "stage_env": dict(self.stage_env)}
 
@@ -63,8 +63,9 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
             mode="gpu",
             budget_s=GPU_BUDGET_S if budget_s is None else budget_s,
             # expected on an H200 (estimates; not yet run on one): setup 40 s (the embedded tiny model is
-            # pretrained on the CPU), tests 60 s, benchmark 100 s, pretrain 85 s, sweep 160 s, report 15 s:
-            # about 460 s of the 540
+            # pretrained on the CPU), tests 60 s, benchmark 100 s, pretrain 90 s (about 15 s of corpus,
+            # tokenizer and encoding on the host, 60 s of training), sweep 160 s (8 runs, two waves of four),
+            # report 15 s: about 465 s of the 540
             caps={"setup": 120, "tests": 110, "benchmark": 150, "pretrain": 120, "sweep": 200,
                   "replication-report": 45},
             floors={"setup": 20, "tests": 30, "benchmark": 40, "pretrain": 40, "sweep": 60,
@@ -73,8 +74,10 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
             test_env={"LOWRANKDP_GPU_TEST_DEVICE": "cuda"},
             test_args=(),
             benchmark_args=("--gpu-only", "--timeout-s", "70"),
-            base_recipe={"shape": "pythia-70m-shape", "seconds": 60.0, "corpus_docs": 60_000, "batch_size": 64,
-                         "block_size": 256},
+            # a pythia-70m body, embedding rows = the tokenizer's (no dead rows), 60 s of bf16 autocast
+            pretrain_args=("--shape", "pythia-70m-shape", "--vocab", "tokenizer", "--tokenizer-vocab", "4096",
+                           "--corpus-docs", "60000", "--seconds", "60", "--max-steps", "20000",
+                           "--batch-size", "64", "--block-size", "256", "--lr", "1e-3", "--warmup-steps", "100"),
             sweep_preset="gpu",
             sweep_set={},
             # fp32 fine-tuning runs use TF32 tensor cores for their matrix products
@@ -92,9 +95,10 @@ def plan_for(mode: str, *, budget_s: float | None = None) -> CheckPlan:
         test_files=("tests/test_gpu.py",),
         benchmark_args=("--settings", "dry", "--device", "cpu", "--process", "per-setting", "--profile",
                         "--rows", "fft,lora,dp-sgd (ghost),dp-lora (ghost)", "--timeout-s", "80"),
-        base_recipe={"shape": "pythia-70m-shape", "layers": 2, "hidden": 64, "heads": 4, "corpus_docs": 300,
-                     "heldout_docs": 20, "block_size": 64, "batch_size": 4, "seconds": 2.0, "max_steps": 30,
-                     "calibration_steps": 3, "warmup_steps": 3},
+        pretrain_args=("--shape", "pythia-70m-shape", "--layers", "2", "--hidden", "64", "--heads", "4",
+                       "--vocab", "tokenizer", "--tokenizer-vocab", "400", "--corpus-docs", "300",
+                       "--heldout-docs", "20", "--seconds", "2", "--max-steps", "30", "--batch-size", "4",
+                       "--block-size", "64", "--lr", "1e-3", "--warmup-steps", "3"),
         sweep_preset="gpu",
         sweep_set={
             "grid.methods": ["fft", "dp-sgd"], "grid.epochs": [1],

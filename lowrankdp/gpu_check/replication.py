@@ -1,4 +1,4 @@
-"""Stage "sweep" and "replication-report" of the GPU check: the equal-σ comparison on the pretrained base.
+"""Stage "sweep" and "replication-report" of the GPU check: the equal-ε comparison on the pretrained base.
 
     python -m lowrankdp.gpu_check.replication sweep  --plan PLAN.json --base BASE_DIR --sweep-dir DIR
     python -m lowrankdp.gpu_check.replication report --sweep-dir DIR --base BASE_DIR --results-dir DIR
@@ -8,8 +8,10 @@ pretrained base and the plan's overrides, and runs it with :func:`lowrankdp.swee
 its own process, cut at ``execution.timeout_s``). ``report`` works on whatever finished — also after the
 sweep was cut — writing the sweep's own report (:func:`lowrankdp.sweep.write_report`) to
 ``RESULTS/gpu_replication_report/`` and a compact table to ``RESULTS/gpu_replication.md`` / ``.json``: per
-run its ε, utility, sensitive-token loss, memorisation gap, canary exposure and the LOSS attack's AUC with
-its bootstrap CI and certified ε lower bound, plus findings that can fail (an attack beats chance; a DP
+run (from its ``result.json``, :func:`lowrankdp.results.read_record`) its target ε, calibrated σ, ε, utility,
+sensitive-token loss, memorisation gap, canary exposure and the LOSS attack's AUC with its bootstrap CI and
+certified ε lower bound, grouped by target ε; the matched pairs (DP-LoRA vs DP-LoRA-FA, compressed DP-SGD vs
+DP-SGD on the same matrices) at equal target ε; and findings that can fail (an attack beats chance; a DP
 run's certified lower bound stays below its accountant ε).
 
 Core layer: torch only in the sweep's child processes.
@@ -24,9 +26,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..methods import METHOD_NAMES, PRIVATE_METHODS
+from ..models.recipe import METADATA_FILE
+
 __all__ = ["run_comparison", "collect_runs", "findings", "write_replication", "main"]
 
 PREFIX = "gpu_replication"
+#: matched pairs compared at equal target ε: (method, its matched baseline) — lowrankdp/methods.py
+PAIRS = (("dp-lora", "dp-lora-fa"), ("compressed-dp-sgd", "dp-sgd-targets"), ("dp-lora", "dp-sgd"))
 
 
 def run_comparison(plan: dict[str, Any], *, base_dir: str | Path, sweep_dir: str | Path) -> dict[str, Any]:
@@ -82,9 +89,12 @@ def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
         if status in ("running", "pending", "interrupted"):  # the sweep stage was cut before this run ended
             status, reason = "cut", f"{r['status']} when the sweep stage reached its time limit"
         rows.append({
-            "name": r["name"], "method": cfg.get("method"), "status": status, "reason": reason, "wall_time_s": _num(r.get("wall_time_s")),
+            "name": r["name"], "method": cfg.get("method"), "status": status, "reason": reason,
+            "wall_time_s": _num(r.get("wall_time_s")),
             "epochs_measured": last.get("epoch"), "epochs": cfg.get("epochs"),
-            "noise_multiplier": cfg.get("noise_multiplier"), "batch_size": cfg.get("batch_size"),
+            "target_epsilon": _num(priv.get("target_epsilon", cfg.get("target_epsilon"))),
+            "noise_multiplier": _num(priv.get("noise_multiplier", cfg.get("noise_multiplier"))),
+            "batch_size": cfg.get("batch_size"),
             "micro_batch_size": cfg.get("micro_batch_size"), "lr": cfg.get("lr"),
             "epsilon": _num(priv.get("epsilon")), "delta": priv.get("delta"), "steps": costs.get("steps"),
             "sampling_rate": priv.get("sampling_rate"),
@@ -117,7 +127,7 @@ def findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "verdict": "holds" if ci[0] > 0.5 else "does not hold",
                         "numbers": f"AUC {r['loss_auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"})
         eps, lb = r.get("epsilon"), r.get("loss_eps_lower_bound")
-        if r.get("noise_multiplier") is not None:
+        if r.get("method") in PRIVATE_METHODS:
             claim = "certified empirical ε lower bound ≤ accountant ε"
             if r["status"] != "ok" or eps is None or lb is None:
                 out.append({"run": r["name"], "claim": claim, "verdict": "not measured", "numbers": r.get("reason")})
@@ -135,42 +145,92 @@ def _f(x, spec: str) -> str:
     return format(x, spec)
 
 
+def _sort_key(r: dict[str, Any]):
+    """Non-private runs first, then by target ε (or σ), then in the methods' report order."""
+    m = r.get("method")
+    order = METHOD_NAMES.index(m) if m in METHOD_NAMES else len(METHOD_NAMES)
+    level = r.get("target_epsilon") if r.get("target_epsilon") is not None else r.get("noise_multiplier")
+    return (m in PRIVATE_METHODS, level if level is not None else -1.0, order, r.get("name") or "")
+
+
+def pairs_at_equal_epsilon(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each matched pair of :data:`PAIRS` that finished at the same target ε: the differences (method minus
+    baseline) of utility loss, sensitive loss and LOSS AUC. One seed per cell: differences, not tests."""
+    ok = {(r["method"], r["target_epsilon"]): r for r in rows
+          if r["status"] == "ok" and r.get("target_epsilon") is not None}
+    out = []
+    for target in sorted({t for _, t in ok}):
+        for a, b in PAIRS:
+            ra, rb = ok.get((a, target)), ok.get((b, target))
+            if ra is None or rb is None:
+                continue
+            diff = {}
+            for key in ("utility_loss", "sensitive_loss", "loss_auc", "exposure_bits"):
+                x, y = ra.get(key), rb.get(key)
+                diff[key] = None if x is None or y is None else x - y
+            out.append({"target_epsilon": target, "method": a, "baseline": b,
+                        "epsilon": [ra.get("epsilon"), rb.get("epsilon")], "difference": diff})
+    return out
+
+
 def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict[str, Any]) -> str:
     out = ["# GPU-scale comparison (lowrankdp gpu-check, stage 3)", "",
            f"Produced by `lowrankdp gpu-check` ({meta.get('mode')} mode) on {meta.get('date')} — "
            f"device: {meta.get('device')}; torch {meta.get('torch')}; git {str(meta.get('git_commit'))[:10]}.", ""]
     if base:
-        a = base.get("architecture", {})
-        out += [f"Base model: {base.get('name')} — {a.get('layers')} layers, width {a.get('hidden')}, "
-                f"{a.get('heads')} heads, vocabulary {a.get('vocab_size')}, {a.get('parameters'):,} parameters; "
-                f"{base.get('steps')} steps ({base.get('tokens_seen'):,} tokens, "
-                f"{base.get('epochs_over_corpus', 0):.1f} passes over the {base['corpus_tokens']['train']:,}-token "
-                f"neutral corpus) in {base['seconds']['train']:.0f} s, {base.get('precision')}; held-out loss "
-                f"{base.get('heldout_loss'):.3f} nats.", ""]
+        a, tr = base.get("architecture") or {}, base.get("training") or {}
+        corpus_tokens = (base.get("corpus") or {}).get("train_tokens")
+        out += [f"Base model: {base.get('name')} ({a.get('num_layers')} layers, width {a.get('hidden_size')}, "
+                f"{a.get('num_heads')} heads, vocabulary {a.get('vocab_size')}, {_f(a.get('parameters'), ',')} "
+                f"parameters), pretrained by `lowrankdp model pretrain` on {base.get('device')}: "
+                f"{tr.get('steps')} steps ({_f(tr.get('tokens_seen'), ',')} tokens, "
+                f"{_f(tr.get('epochs_over_corpus'), '.1f')} passes over the {_f(corpus_tokens, ',')}-token neutral "
+                f"corpus) in {_f(tr.get('train_seconds'), '.0f')} s, {tr.get('precision')}; held-out loss "
+                f"{_f(base.get('heldout_loss'), '.3f')} nats.", ""]
     out += ["Sweep: `lowrankdp/sweep/presets/gpu.toml` (overrides: "
             f"{json.dumps(meta.get('sweep_set') or {})}). Each row: the last evaluation of the run; base = "
             "epoch 0 (the pretrained base before fine-tuning). Utility: non-sensitive test loss (lower = "
             "better); sensitive: sensitive-token loss on the training records (higher = more private); gap: "
             "test minus train sensitive loss (> 0 = memorised values); exposure in bits; LOSS attack on "
             "members (training records) vs non-members (test records), AUC with its bootstrap 95% CI and the "
-            "certified (Clopper–Pearson, 95%) ε lower bound. The private methods share one σ, so DP-SGD and "
-            "DP-LoRA sit at the same ε and compressed DP-SGD (projection credit) at a smaller one: a comparison "
-            "at equal σ, not at equal ε.", "",
-            "| run | status | σ | ε | steps | utility (base) | sensitive (base) | gap | exposure bits | "
+            "certified (Clopper–Pearson, 95%) ε lower bound. Private runs are grouped by target ε: each run's σ "
+            "was calibrated by its own method's accountant to that ε, so rows of one group are compared at equal "
+            "ε (a run without a target shows its σ and the ε it reached).", "",
+            "| target ε | run | status | σ | ε | steps | utility (base) | sensitive (base) | gap | exposure bits | "
             "LOSS AUC [95% CI] | ε lower bound | tokens/s | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=_sort_key):
         ci = r.get("loss_auc_ci")
         auc = "-" if r.get("loss_auc") is None else (
             f"{r['loss_auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{r['loss_auc']:.3f}")
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason') or ''}"[:80]
+        target = _f(r.get("target_epsilon"), "g") if r.get("method") in PRIVATE_METHODS else "(none)"
         out.append(
-            f"| {r['method']} | {status} | {_f(r.get('noise_multiplier'), 'g')} | {_f(r.get('epsilon'), '.2f')} | "
-            f"{_f(r.get('steps'), 'd')} | {_f(r.get('utility_loss'), '.3f')} ({_f(r.get('utility_loss_base'), '.3f')}) | "
+            f"| {target} | {r['method']} | {status} | {_f(r.get('noise_multiplier'), '.3g')} | "
+            f"{_f(r.get('epsilon'), '.2f')} | "
+            f"{_f(r.get('steps'), 'd')} | "
+            f"{_f(r.get('utility_loss'), '.3f')} ({_f(r.get('utility_loss_base'), '.3f')}) | "
             f"{_f(r.get('sensitive_loss'), '.3f')} ({_f(r.get('sensitive_loss_base'), '.3f')}) | "
             f"{_f(r.get('memorization_gap'), '.3f')} | {_f(r.get('exposure_bits'), '.2f')} | {auc} | "
             f"{_f(r.get('loss_eps_lower_bound'), '.3f')} | {_f(r.get('tokens_per_s'), ',.0f')} | "
             f"{_f(r.get('wall_time_s'), '.0f')} |")
+    pairs = pairs_at_equal_epsilon(rows)
+    out += ["", "## Matched pairs at equal target ε", ""]
+    if pairs:
+        out += ["Method minus its matched baseline, same target ε, same data and seed (one seed per cell: "
+                "differences, not tests; the sweep report below tests its claims across seeds where a sweep has "
+                "several). Negative utility difference = the method has the better utility; positive sensitive "
+                "difference = the method leaks less.", "",
+                "| target ε | method − baseline | ε (method, baseline) | Δ utility | Δ sensitive | Δ LOSS AUC | "
+                "Δ exposure bits |", "|---|---|---|---|---|---|---|"]
+        for q in pairs:
+            d = q["difference"]
+            out.append(f"| {_f(q['target_epsilon'], 'g')} | {q['method']} − {q['baseline']} | "
+                       f"{_f(q['epsilon'][0], '.2f')}, {_f(q['epsilon'][1], '.2f')} | "
+                       f"{_f(d['utility_loss'], '+.3f')} | {_f(d['sensitive_loss'], '+.3f')} | "
+                       f"{_f(d['loss_auc'], '+.3f')} | {_f(d['exposure_bits'], '+.2f')} |")
+    else:
+        out.append("No matched pair here: no method and its baseline both finished at one target ε.")
     out += ["", "## Findings (each can fail)", "", "| run | claim | verdict | numbers |", "|---|---|---|---|"]
     for f in findings(rows):
         out.append(f"| {f['run']} | {f['claim']} | {f['verdict']} | {f['numbers'] or ''} |")
@@ -184,8 +244,6 @@ def write_replication(sweep_dir: str | Path, *, base_dir: str | Path | None, res
     """Write the sweep report and ``gpu_replication.md/.json`` into ``results_dir``; returns the JSON object."""
     from lowrankdp.sweep import write_report
 
-    from .pretrain import METADATA_FILE
-
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
     base = None
@@ -198,7 +256,8 @@ def write_replication(sweep_dir: str | Path, *, base_dir: str | Path | None, res
                      title="lowrankdp GPU-scale comparison (gpu-check stage 3)")
     except Exception as exc:  # noqa: BLE001 - the compact table below is still written
         report_error = f"{type(exc).__name__}: {exc}"
-    doc = {"meta": meta, "base_model": base, "runs": rows, "findings": findings(rows), "report_error": report_error}
+    doc = {"meta": meta, "base_model": base, "runs": rows, "pairs_at_equal_epsilon": pairs_at_equal_epsilon(rows),
+           "findings": findings(rows), "report_error": report_error}
     (results / f"{PREFIX}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     md = markdown(rows, base, meta)
     if report_error:

@@ -36,8 +36,8 @@ def _stage_detail(s: dict[str, Any]) -> str:
         return "; ".join(f"{x['model']}: {x['rows_ok']}/{x['rows']} rows" for x in d["settings"])
     if name == "pretrain" and d.get("steps"):
         a = d.get("architecture") or {}
-        return (f"{a.get('layers')}x{a.get('hidden')} body, {d['steps']} steps, {d.get('tokens_seen', 0):,} tokens, "
-                f"held-out loss {_f(d.get('heldout_loss'), '.3f')}")
+        return (f"{a.get('num_layers')}x{a.get('hidden_size')} body, {d['steps']} steps, "
+                f"{d.get('tokens_seen') or 0:,} tokens, held-out loss {_f(d.get('heldout_loss'), '.3f')}")
     if name == "replication-report" and "runs" in d:
         runs = d["runs"]
         return f"{sum(r['status'] == 'ok' for r in runs)}/{len(runs)} runs ok"
@@ -82,9 +82,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
     runs = _runs(doc)
     if runs:
         out += ["", "## GPU-scale comparison", "",
-                "| method | status | ε | utility | sensitive | gap | exposure bits | LOSS AUC |", "|---|---|---|---|---|---|---|---|"]
+                "| method | status | target ε | ε | utility | sensitive | gap | exposure bits | LOSS AUC |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
-            out.append(f"| {r['method']} | {r['status']} | {_f(r.get('epsilon'), '.2f')} | "
+            out.append(f"| {r['method']} | {r['status']} | {_f(r.get('target_epsilon'), 'g')} | "
+                       f"{_f(r.get('epsilon'), '.2f')} | "
                        f"{_f(r.get('utility_loss'), '.3f')} | {_f(r.get('sensitive_loss'), '.3f')} | "
                        f"{_f(r.get('memorization_gap'), '.3f')} | {_f(r.get('exposure_bits'), '.2f')} | "
                        f"{_f(r.get('loss_auc'), '.3f')} |")

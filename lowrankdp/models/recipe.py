@@ -20,8 +20,11 @@ from typing import Any
 from .cache import cache_root, recipe_key
 from .corpus import GENERATOR_VERSION, Corpus, make_corpus
 
-__all__ = ["TinyRecipe", "DEFAULT_RECIPE", "BUILD_VERSION", "tiny_corpus", "library_versions", "cache_recipe",
-           "tiny_path"]
+__all__ = ["TinyRecipe", "DEFAULT_RECIPE", "BUILD_VERSION", "METADATA_FILE", "tiny_corpus", "library_versions",
+           "cache_recipe", "tiny_path"]
+
+#: the metadata file of every model directory the toolkit writes (the tiny model, pretrained bases)
+METADATA_FILE = "lowrankdp_model.json"
 
 #: version of the build code (tokenizer training, model config, training loop); part of the cache key: bump
 #: whenever the build code changes the weights.

@@ -33,13 +33,13 @@ from typing import Any
 
 from .cache import cached_build
 from .pretrain import train_causal_lm
-from .recipe import BUILD_VERSION, DEFAULT_RECIPE, TinyRecipe, library_versions, tiny_corpus, tiny_path
+from .recipe import (BUILD_VERSION, DEFAULT_RECIPE, METADATA_FILE, TinyRecipe, library_versions, tiny_corpus,
+                     tiny_path)
 from .retention import stream_loss, token_stream
 
 __all__ = ["TinyRecipe", "DEFAULT_RECIPE", "METADATA_FILE", "tiny_corpus", "build_tiny", "tiny_path",
            "read_metadata", "check_cached_model"]
 
-METADATA_FILE = "lowrankdp_model.json"
 
 
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
