@@ -441,6 +441,10 @@ class SweepConfig:
         if check_data:
             for name in self.grid.datasets:
                 self.datasets[name].check_exists()
+        for i, model in enumerate(self.grid.models):
+            if model.startswith((".", "/", "~")) and not Path(model).expanduser().exists():
+                raise ValueError(f"grid.models[{i}] must be a preset name, hub id or existing path, got {model!r} "
+                                 "(path does not exist)")
         if any(METHODS[m].uses_rank for m in self.grid.methods):
             for model in self.grid.models:
                 width = model_width(model)

@@ -70,12 +70,17 @@ class RunIndex:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ValueError(f"{self.path}: cannot open the run index ({exc})") from None
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA foreign_keys=ON")
             yield con
+        except sqlite3.OperationalError as exc:  # disk full, read-only, locked past the timeout: one line
+            raise ValueError(f"{self.path}: run index error ({exc})") from None
         finally:
             con.close()
 

@@ -26,7 +26,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -158,20 +157,17 @@ def prepare_data(config: SweepConfig, out_dir: Path, *, log: Callable[[str], Non
             log(f"data {name}: already generated in {target}")
             continue
         from .. import data as lrd_data
+        from .._files import write_directory_atomically
 
-        t0 = time.time()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-        try:
+        def write(tmp: Path, spec=spec) -> None:
             lrd_data.generate(spec.generate, out_dir=tmp, seed=spec.seed, sizes=spec.sizes,
                               canary_repeats=spec.canary_repeats)
             (tmp / _DATA_STAMP).write_text(json.dumps(spec.identity(), sort_keys=True))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+
+        t0 = time.time()
+        # a hidden sibling swapped into place: a kill leaves no half-written dataset, and the next writer removes
+        # a dead writer's temporary directory
+        write_directory_atomically(target, write)
         times[name] = time.time() - t0
         log(f"data {name}: generated {spec.generate} in {times[name]:.1f} s -> {target}")
     return times
