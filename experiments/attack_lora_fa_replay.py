@@ -1,4 +1,4 @@
-"""LoRA-FA replay attack beyond one step (issue 12): AUC after 1 / 2 / 5 full-batch steps at r = 16 and
+"""LoRA-FA replay attack beyond one step: AUC after 1 / 2 / 5 full-batch steps at r = 16 and
 r = 4, and what breaks it — Poisson batches and DP noise — with numbers.
 
 Writes docs/results/attack_lora_fa_replay.{md,json} with provenance.
@@ -71,7 +71,7 @@ def main() -> None:
         "",
         table(["training", "steps", "r", "AUC", "95 % interval", "accountant ε", "test accuracy", "seconds"], rows),
         "",
-        "Issue 12 reported AUC 1.00 after 2 steps and 0.965 after 5 at r = 16, and 1.00 after 5 at r = 4; "
+        "The review that asked for this attack reported AUC 1.00 after 2 steps and 0.965 after 5 at r = 16, and 1.00 after 5 at r = 4; "
         "here: " + ", ".join(f"{r[1]} step(s) r = {r[2]}: {fmt(r[3], 3)}" for r in rows if r[0].startswith("full"))
         + ". The attack needs an exact replay: the release must be a deterministic function of (W0, records, "
         "AᵀA), and under the true hypothesis the replay reproduces it to ≈ 1e-15. Poisson batches make each "

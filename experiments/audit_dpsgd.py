@@ -1,4 +1,4 @@
-"""White-box one-run audits of DP-SGD and compressed DP-SGD on simulated Dirac canaries (issue 12).
+"""White-box one-run audits of DP-SGD and compressed DP-SGD on simulated Dirac canaries.
 
 m = 1,000 gradient canaries, each in with probability ½, Poisson-sampled at q = 0.01 for T = 1,000 steps,
 σ calibrated by lowrankdp.accounting to ε = 2 / 4 / 8 at δ = 1e-5. Scores: per-step subsampled-Gaussian
@@ -113,7 +113,7 @@ def main() -> None:
         "",
         table(["accountant ε", "σ", "observed", "SNJ", "f-DP Gaussian", "f-DP (ε,δ)", "ratio SNJ / f-DP"], rows),
         "",
-        "Literature one-run white-box figures (as quoted in issue 12): SNJ report ≈ 1.8 at ε = 4; idealised Gaussian canaries at m = 1,000 give ≈ 0.7 / 1.7 / 2.5 (SNJ) "
+        "Literature one-run white-box figures (docs/theory.md §9.4): SNJ report ≈ 1.8 at ε = 4; idealised Gaussian canaries at m = 1,000 give ≈ 0.7 / 1.7 / 2.5 (SNJ) "
         "and 1.0 / 2.3 / 3.9 (f-DP) — see audit_idealised.md for our idealised figures. Our subsampled audits sit "
         "below the idealised ones: at q = 0.01 each canary is seen in ≈ 10 of 1,000 steps and the per-step likelihood "
         "ratio is diluted by the 99 % of steps where it was not sampled; the accountant's ε is driven by a tail that "
@@ -139,7 +139,7 @@ def main() -> None:
         f"{min(v['eps_span_accountant'] / float(k.split('/')[-1]) for k, v in comp.items() if 'span4' in k) - 1:.0%}–"
         f"{max(v['eps_span_accountant'] / float(k.split('/')[-1]) for k, v in comp.items() if 'span4' in k) - 1:.0%} "
         "above the engine's span-1 number, but "
-        "that gap is far below what 1,000 canaries resolve. Issue 12's question 'does the audit exceed the fixed ε "
+        "that gap is far below what 1,000 canaries resolve. The question 'does the audit exceed the fixed ε "
         "when canaries span several directions' is answered: not at m = 1,000 (not testable here).",
         "",
         "## Cost of auditing",

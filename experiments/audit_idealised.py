@@ -1,4 +1,4 @@
-"""One-run audit statistics on mechanisms with known ε (issue 12): perfect-attack ceilings, idealised
+"""One-run audit statistics on mechanisms with known ε: perfect-attack ceilings, idealised
 Gaussian canaries at ε = 2 / 4 / 8 with m = 1,000, and how often each lower bound exceeds the truth.
 
 Writes docs/results/audit_idealised.{md,json} with provenance.
@@ -93,7 +93,7 @@ def main() -> None:
         "",
         table(["m", "SNJ", "f-DP, Gaussian curve", "f-DP, (ε,δ) curve"], ceil_rows),
         "",
-        "Issue 12 quotes 3.49 / 5.78 / 7.83 for SNJ: reproduced. The Gaussian-curve f-DP figure assumes the mechanism's "
+        "The reference ceilings are 3.49 / 5.78 / 7.83 for SNJ: reproduced. The Gaussian-curve f-DP figure assumes the mechanism's "
         "trade-off curve is Gaussian (μ-GDP) and converts the rejected μ to ε at δ; the (ε,δ)-curve figure assumes nothing.",
         "",
         f"## Idealised Gaussian canaries, m = {m} (median of {args.reps} runs; guesses: top k and bottom k)",
@@ -107,7 +107,7 @@ def main() -> None:
     body += [table(["accountant ε", "μ", "k per side", "SNJ", "f-DP Gaussian", "f-DP (ε,δ)"], rows), ""]
     best = {e: r["best_k_median"] for e, r in ideal.items()}
     body += [
-        "Literature figures quoted in issue 12 for this setting: SNJ ≈ 0.7 / 1.7 / 2.5 and f-DP ≈ 1.0 / 2.3 / 3.9 at "
+        "Literature figures for this setting (docs/theory.md §9.4): SNJ ≈ 0.7 / 1.7 / 2.5 and f-DP ≈ 1.0 / 2.3 / 3.9 at "
         f"ε = 2 / 4 / 8. Here (best k, median): SNJ {fmt(best[2.0][0], 3)} / {fmt(best[4.0][0], 3)} / {fmt(best[8.0][0], 3)}, "
         f"f-DP Gaussian {fmt(best[2.0][1], 3)} / {fmt(best[4.0][1], 3)} / {fmt(best[8.0][1], 3)}. "
         f"At ε = 2 and 4 ours differ from the quoted figures by at most "

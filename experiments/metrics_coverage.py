@@ -1,4 +1,4 @@
-"""Coverage of lowrankdp.metrics intervals by simulation (issue 12): AUC score interval and the
+"""Coverage of lowrankdp.metrics intervals by simulation: AUC score interval and the
 distribution-free TPR@FPR interval, beside the percentile bootstrap they replace.
 
 Binormal scores (members N(μ, 1), non-members N(0, 1)); true AUC Φ(μ/√2), true TPR at FPR α

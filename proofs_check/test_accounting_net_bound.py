@@ -1,4 +1,4 @@
-"""Lemma (theory.md §4.4, k > 1 directions): a provable stochastic upper bound on λ = λ_max(Uᵀ P_A U).
+"""Lemma (docs/theory.md §4.4, k > 1 directions): a provable stochastic upper bound on λ = λ_max(Uᵀ P_A U).
 
 Statement. U ∈ R^{d×k} fixed orthonormal, P_A a uniformly random rank-r projector. For every η ∈ (0, ½) and t:
 P(λ > t) ≤ (1 + 2/η)^k · P(Beta(r/2, (d−r)/2) > (1 − 2η) t), and the same with (k, r) swapped.

@@ -1,5 +1,5 @@
 """Fixed projection with a k-dimensional span: a bound (never a Monte Carlo estimate passed off as ε), the
-bound/estimate flag, and calibration of σ (issue 11: ≤ target, within 2 %)."""
+bound/estimate flag, and calibration of σ (≤ target, within 2 %)."""
 
 import json
 import math
@@ -112,7 +112,7 @@ def test_cli_huge_noise_multiplier_no_overflow(capsys):
 
 
 def test_cli_pld_small_noise_is_bounded(capsys):
-    """Review (issue 14): --accountant pld at z = 0.01, q = 0.5, 1000 steps ran > 300 s and took 3.2 GB."""
+    """Review: --accountant pld at z = 0.01, q = 0.5, 1000 steps ran > 300 s and took 3.2 GB."""
     assert main(["account", "--noise-multiplier", "0.01", "--sampling-rate", "0.5", "--steps", "1000", "--delta",
                  "1e-5", "--accountant", "pld", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)

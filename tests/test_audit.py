@@ -36,7 +36,7 @@ def test_snj_p_value_matches_exact_rational_sum(m, r, v, eps, delta):
 
 
 def test_perfect_attack_reference_values_snj():
-    # Issue 12 quotes 3.49 / 5.78 / 7.83 for β = 0.05, δ = 1e-5 (SNJ, perfect attack, all m guessed).
+    # The reference ceilings are 3.49 / 5.78 / 7.83 for β = 0.05, δ = 1e-5 (SNJ, perfect attack, all m guessed).
     got = [max_certifiable_epsilon(canaries=m, delta=1e-5, method="snj") for m in (100, 1000, 10000)]
     assert got == pytest.approx([3.49, 5.78, 7.83], abs=0.006)
     # δ = 0 and r = v = m: the bound solves q^m = β exactly.

@@ -173,8 +173,15 @@ def test_presets_load_and_override_files(tmp_path):
     assert set(smoke.grid.methods) == {"fft", "lora", "lora-fa", "dp-sgd", "dp-lora", "compressed-dp-sgd"}
     assert smoke.grid.models == ("tiny",) and len(smoke.runs(tmp_path)) == 6
     paper = load_config("paper")
-    assert paper.grid.epochs == (50,) and paper.grid.noise_multipliers == (0.1, 0.5, 0.9)
+    assert paper.grid.epochs == (8,) and paper.grid.target_epsilons == (1.0, 3.0, 8.0)
     assert paper.method["fft"]["lr"] == 2.5e-4 and paper.execution.gpus_per_run == 1
+    assert all(paper.method[m]["batch_size"] == 1024 and paper.method[m]["micro_batch_size"] == 64
+               for m in ("dp-sgd", "dp-sgd-targets", "compressed-dp-sgd", "dp-lora", "dp-lora-fa"))
+    assert len(paper.runs(tmp_path)) == 288  # 3 + 5 x 3 ε x 3 lr, x 2 datasets x 3 seeds (its header)
+    small = load_config("small")
+    runs = small.runs(tmp_path)
+    assert len(runs) == 39 and len({r.config["seed"] for r in runs}) == 3
+    assert {r.config.get("target_epsilon") for r in runs} == {None, 2.0, 8.0}
     over = tmp_path / "o.yaml"
     over.write_text("extends: smoke\ngrid:\n  seeds: [0, 1]\n  methods: [fft, lora]\n")
     c = load_config(over)

@@ -27,7 +27,7 @@ Two cases:
   fraction gives ``rank ≤ 1 + (|R| − 1)·p⁺``. Beside it, labelled as such, ``estimate`` is the fitted
   extrapolation of [CTW+19] §4.3: a skew-normal (or normal) law fitted to the sample, ``rank ≈ 1 +
   (|R| − 1)·(1 − F(ℓ(r)))``. The estimate can err either way beyond the sampled range — on the smoke models
-  it understated the exact exposure by 2–4 bits (issue 12: FFT 15.64 vs exact 19.93) — so it is never
+  it understated the exact exposure by 2–4 bits (on the smoke models: FFT 15.64 vs exact 19.93) — so it is never
   returned alone. ``interval`` is the two-sided distribution-free interval.
 """
 

@@ -91,7 +91,7 @@ def _matrix_config(args: argparse.Namespace):
 
 
 def _check_plot_path(path: str | None) -> None:
-    """Fail before the computation if ``--plot`` cannot be written (issue 14): the directory must exist and
+    """Fail before the computation if ``--plot`` cannot be written: the directory must exist and
     accept a new file, and the suffix must be an image format matplotlib writes."""
     if path is None:
         return

@@ -24,7 +24,7 @@ __all__ = ["STAGES", "MODES", "GPU_BUDGET_S", "CheckPlan", "plan_for"]
 #: stage names in run order; "replication" of the issue is pretrain + sweep + replication-report
 STAGES: tuple[str, ...] = ("setup", "tests", "benchmark", "pretrain", "sweep", "replication-report")
 MODES: tuple[str, ...] = ("gpu", "dry")
-#: the whole check on one H200-class GPU (issue 13: at most 9 minutes)
+#: the whole check on one H200-class GPU (at most 9 minutes, docs/gpu.md)
 GPU_BUDGET_S = 540.0
 
 
