@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from lowrankdp.cli import _to_jsonable
+from lowrankdp.results import to_jsonable as _to_jsonable
 from lowrankdp.provenance import provenance
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"

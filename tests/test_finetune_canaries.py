@@ -156,3 +156,13 @@ def test_clipping_off_is_caught(data, tmp_path, monkeypatch, mutated):
         assert _max_audited(a) > 0.25 and a["verdict"] == "violated", a
     else:
         assert _max_audited(a) <= 0.25 and a["verdict"] == "consistent", a
+
+
+def test_sweep_train_option(tmp_path):
+    """``[train] audit_canaries = 1000`` reaches every run of a sweep (one option switches both audits on)."""
+    from lowrankdp.sweep import load_config
+
+    over = tmp_path / "audit.toml"
+    over.write_text('extends = "smoke"\n[train]\naudit_canaries = 1000\n')
+    runs = load_config(over).runs(tmp_path / "out")
+    assert runs and all(r.config["audit_canaries"] == 1000 for r in runs)

@@ -27,7 +27,7 @@ guesses fixed before training.
   gradient space); what is released is the row's noisy gradient projected by the step's ``A_t``
   (``(G_i + E_i)A_tᵀ``, r numbers, with ``A_t`` published to the auditor) and scored by
   :class:`lowrankdp.audit.canaries.ProjectedCanaryScorer` (fresh: per step; fixed: after the run, centred on the
-  mean release). ``canaries_per_row`` canaries share one row's release (several directions in one projected
+  mean release where several canaries share a row). ``canaries_per_row`` canaries share one row's release (several directions in one projected
   gradient); ``span > 1`` (fixed only) gives each canary a gradient spanning ``span`` coordinates, aligned to the
   direction the fixed A retains most.
 
@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validate import check_int
 from ..audit import audit_scores
 from ..audit.canaries import ProjectedCanaryScorer, score_dirac_canaries, top_retained_direction
 from .losses import per_sequence_loss
@@ -68,17 +69,22 @@ def _bits_string(bits: np.ndarray) -> str:
 class EngineAudit:
     """The canaries of one run. Built in the engine's preparation; see the module docstring for the protocol.
 
-    ``canaries_per_row`` and ``span`` shape the compressed-DP-SGD white-box canaries (experiments and tests;
-    not configuration options)."""
+    ``config.extra["audit_canary_shape"] = {"canaries_per_row": k, "span": s}`` shapes the compressed-DP-SGD
+    white-box canaries (experiments; default one Dirac canary per row)."""
 
-    def __init__(self, config, tokenizer, train_records: Sequence[np.ndarray], *, canaries_per_row: int = 1,
-                 span: int = 1):
+    def __init__(self, config, tokenizer, train_records: Sequence[np.ndarray]):
         self.config = config
         self.m = int(config.audit_canaries)
         self.seed = int(config.audit_seed if config.audit_seed is not None else config.seed)
-        self.canaries_per_row = int(canaries_per_row)
-        self.span = int(span)
-        self.seconds = 0.0
+        shape = dict(config.extra.get("audit_canary_shape") or {})
+        unknown = sorted(set(shape) - {"canaries_per_row", "span"})
+        if unknown:
+            raise ValueError(f"extra.audit_canary_shape takes canaries_per_row and span, got {unknown}")
+        self.canaries_per_row = check_int("canaries_per_row", shape.get("canaries_per_row", 1), minimum=1)
+        self.span = check_int("span", shape.get("span", 1), minimum=1)
+        self.seconds = 0.0  # everything the audits cost
+        self.hook_seconds = 0.0  # of which: the per-step canary hooks
+        self.hook_steps = 0
         t = time.perf_counter()
         rng = np.random.default_rng([self.seed, 1])
         self.included_input = rng.random(self.m) < 0.5
@@ -281,7 +287,10 @@ class EngineAudit:
             w["observed"].append(obs)
         else:
             self._pending_rows = rows
-        self.seconds += time.perf_counter() - t
+        dt = time.perf_counter() - t
+        self.seconds += dt
+        self.hook_seconds += dt
+        self.hook_steps += 1
 
     def _observe_projected(self) -> None:
         """After the projection hook: the release of each canary row, ``(G_i + E_i)A_tᵀ``, and the A_t used."""
@@ -301,7 +310,9 @@ class EngineAudit:
                 sc[key].update(rel[-1], a, dirs)
         if w["projection"] == "fixed":
             w["releases"].append(rel)
-        self.seconds += time.perf_counter() - t
+        dt = time.perf_counter() - t
+        self.seconds += dt
+        self.hook_seconds += dt
 
     def _white_scores(self, runner) -> tuple[np.ndarray | None, np.ndarray]:
         """(all-iterates scores or None if no step was observed, last-iterate scores)."""
@@ -334,7 +345,9 @@ class EngineAudit:
         for gi, (p, _idx, (name, row), dirs, canary) in enumerate(w["groups"]):
             a = self.proj.fixed[name].double().cpu().numpy()
             rel = np.stack([r[gi] for r in w["releases"]])
-            mean = rel.mean(axis=0)
+            # several canaries share this release: centre on the mean release, which removes their persistent
+            # pull (docs/audit.md §2); one canary alone keeps its signal uncentred (the mean would take half of it)
+            mean = rel.mean(axis=0) if canary.size > 1 else None
             sc = ProjectedCanaryScorer(canaries=canary.size, sampling_rate=w["q"], noise_multiplier=w["sigma"],
                                        clip_norm=w["clip"])
             for z in rel:
@@ -380,4 +393,6 @@ class EngineAudit:
                                  score="theta_j(0) - theta_j(T)", **common))
         self.seconds += time.perf_counter() - t
         share = self.seconds / run_seconds if run_seconds > 0 else None
-        return tuple({**a, "cost_seconds": self.seconds, "cost_share": share} for a in out)
+        per_step = self.hook_seconds / self.hook_steps if self.hook_steps else None
+        return tuple({**a, "cost_seconds": self.seconds, "cost_share": share, "cost_hook_seconds": self.hook_seconds,
+                      "cost_hook_per_step_s": per_step} for a in out)
