@@ -120,8 +120,9 @@ def main() -> None:
         "it could not (not testable).",
         f"- Cost: the audit is {min(shares):.0%}–{max(shares):.0%} of these very short runs (4 steps), dominated by "
         "scoring the 1,000 input-space canaries (a forward pass over them before training and at each evaluation) "
-        f"and the analyses; the per-step hook costs {min(hooks):.1f}–{max(hooks):.1f} ms, negligible beside a "
-        "training step, so in a run of realistic length the share is the fixed scoring cost over the run's time.",
+        f"and the analyses; the per-step hook costs {min(hooks):.1f}–{max(hooks):.1f} ms (the most for fresh "
+        "compressed DP-SGD: one whitening per canary row per step), small beside a training step of seconds here, "
+        "so in a run of realistic length the share is the fixed scoring cost over the run's time.",
     ])
     data = {"canaries": M, "runs": runs, "compressed": comp}
     body = "\n".join([
