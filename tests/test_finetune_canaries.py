@@ -166,3 +166,25 @@ def test_sweep_train_option(tmp_path):
     over.write_text('extends = "smoke"\n[train]\naudit_canaries = 1000\n')
     runs = load_config(over).runs(tmp_path / "out")
     assert runs and all(r.config["audit_canaries"] == 1000 for r in runs)
+
+
+@pytest.mark.parametrize("method,projection,shape", [
+    ("compressed-dp-sgd", "fresh", None), ("compressed-dp-sgd", "fixed", {"canaries_per_row": 4, "span": 2}),
+    ("lora", None, None)])
+def test_other_methods(data, tmp_path, method, projection, shape):
+    """Compressed DP-SGD audits its published projected updates (fresh; fixed with several canaries per row
+    spanning several directions); a non-private method gets the input-space audit only ("not testable")."""
+    kw = dict(method=method, projection=projection, audit_canaries=60, epochs=1, rank=4,
+              extra={"audit_canary_shape": shape} if shape else {})
+    if method == "lora":
+        kw.update(target_epsilon=None, grad_sample_mode="auto")
+    rec = run(_cfg(data, tmp_path / "run", **kw))
+    assert rec.status.value == "ok", rec.reason
+    a = _audits(rec)
+    if method == "lora":
+        assert set(a) == {"input-space"} and a["input-space"]["verdict"] == "not testable"
+        return
+    assert set(a) == {"input-space", "white-box all iterates", "white-box last iterate"}
+    wb = a["white-box all iterates"]
+    assert wb["projection"] == projection and wb["verdict"] in ("consistent", "not testable")
+    assert wb["steps_observed"] == rec.final.step

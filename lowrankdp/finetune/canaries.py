@@ -383,8 +383,7 @@ class EngineAudit:
                           canaries_per_row=self.canaries_per_row if self.white["projection"] else None,
                           span=self.span if self.white["projection"] else None,
                           sampling_rate=self.white["q"], noise_multiplier=self.white["sigma"],
-                          clip_norm=self.white["clip"], steps_observed=len(self.white["observed"]) or
-                          len(self.white.get("releases", [])) or None)
+                          clip_norm=self.white["clip"], steps_observed=self.hook_steps)
             if all_it is not None:
                 out.append(self._one("white-box all iterates", all_it, self.included_white, privacy,
                                      score="sum over steps of the subsampled-Gaussian log-likelihood ratio",
