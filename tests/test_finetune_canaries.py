@@ -135,10 +135,11 @@ def test_noise_mutations_are_caught(data, tmp_path, noise_scale, scale):
 
 
 # Clipping off: the white-box Dirac canaries have norm C (clipping never touched them), so the input-space canaries
-# — ordinary records, clipped by opacus — must catch it. Clip norm 0.01 (per-example gradients of the tiny model
+# — ordinary records, clipped by opacus — must catch it. Clip norm 0.001 (per-example gradients of the tiny model
 # have norms ≈ 1.5–15, so clipping matters), AdamW, 100 canaries, 12 steps at q = 1/2, claimed ε = 0.25:
-# unclipped, the run memorises the secrets as a non-private run does; clipped, it cannot.
-CLIP = dict(audit_canaries=100, target_epsilon=0.25, max_grad_norm=0.01, optimizer="adamw", lr=1e-2, batch_size=41,
+# unclipped, the run memorises the secrets as a non-private run does (audit seeds 3, 5, 11, 17: 10, 10, 10, 9 of
+# 10 guesses right, all caught); clipped, it cannot (5–6 of 10).
+CLIP = dict(audit_canaries=100, target_epsilon=0.25, max_grad_norm=0.001, optimizer="adamw", lr=1e-2, batch_size=41,
             epochs=6, eval_every=6)
 
 
