@@ -106,7 +106,7 @@ def main() -> None:
         f"{q1['epsilon_fdp']:.2f}: at the idealised figure (1.7 / 2.3) and SNJ's ≈ 1.8 at ε = 4. Each number is one "
         "run: docs/audit.md's simulations put the run-to-run sd of such a bound at ≈ 0.2–0.4.",
         ("- No audit exceeds its accountant ε (no verdict 'violated')" if not violated else
-         f"- VIOLATED: {violated}") + "; the last iterate alone certifies less than all iterates, as it should.",
+         f"- VIOLATED: {violated}") + "; for DP-SGD the last iterate alone certifies less than all iterates, as it should.",
         f"- Input-space canaries certify nothing here ({min(a['correct'] for a in inp)}–"
         f"{max(a['correct'] for a in inp)} of 100 right): 32 random tokens are not learned from ≈ 2 exposures at "
         "these noise levels (even a non-private run needs more steps to memorise them; tests/test_finetune_canaries.py "
