@@ -182,6 +182,7 @@ class EpochMetrics:
     eval_seconds: float = 0.0
     elapsed_s: float = 0.0
     shared_from: str | None = None
+    audits: tuple[dict[str, Any], ...] = ()  # one-run privacy audits (lowrankdp.finetune.canaries; docs/audit.md)
 
     def metric(self, path: str) -> Any:
         """A measurement by dotted path, e.g. ``"mia.loss.auc"`` or ``"exposure.value"``."""
@@ -196,6 +197,7 @@ class EpochMetrics:
     def from_dict(cls, d: Mapping[str, Any]) -> "EpochMetrics":
         kw = _known(cls, d)
         kw["privacy"] = Privacy.from_dict(kw.get("privacy") or {"accountant": "none", "epsilon": None})
+        kw["audits"] = tuple(dict(a) for a in (kw.get("audits") or ()))
         return cls(**kw)
 
 

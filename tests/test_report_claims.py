@@ -235,12 +235,33 @@ def test_audit_claim_reads_the_audit_packages_result(tmp_path):
     got = C.claim_audit_below_accountant(_audit(tmp_path / "a", res.to_dict()))
     assert [f.setting.split(" · ")[1] for f in got.findings] == ["audit (SNJ)", "audit (f-DP)"]
     # accountant ε = 4: a perfect 100/100 guess certifies less than 4 with SNJ at m = 1000 only if its max < 4
-    for f, cap in zip(got.findings, (res.max_epsilon_snj, res.max_epsilon_fdp)):
+    for f, cap in zip(got.findings, (res.max_epsilon_snj, res.max_epsilon_fdp_epsilon_delta)):
         assert (f.verdict == Verdict.NOT_TESTABLE) == (cap <= 4.0)
     bare = {"epsilon": 1.0, "delta": DELTA, "canaries": 100, "method": "snj"}
     weak = C.claim_audit_below_accountant(_audit(tmp_path / "b", bare))
     cap = max_certifiable_epsilon(canaries=100, delta=DELTA, method="snj", curve="epsilon_delta")
     assert weak.verdict == Verdict.NOT_TESTABLE and f"{cap:.3g}" in weak.findings[0].reason
+
+
+def test_audit_claim_reads_the_engines_epoch_audits(tmp_path):
+    """The engine stores its audits in the final EpochMetrics.audits (lowrankdp.finetune.canaries): each is read as
+    its SNJ and f-DP audits, named after the audit, beside the older locations."""
+    import dataclasses
+
+    from lowrankdp.audit import audit_scores
+
+    scores = [float(i) for i in range(1000)]
+    included = [i >= 500 for i in range(1000)]
+    res = audit_scores(scores, included, k_pos=50, k_neg=50, delta=DELTA)
+    rec = record("dp-sgd", 0, FFT, eps=2.0)
+    audits = ({"name": "white-box all iterates", **res.to_dict()}, {"name": "input-space", **res.to_dict()})
+    rec = dataclasses.replace(rec, epochs=(*rec.epochs[:-1], dataclasses.replace(rec.epochs[-1], audits=audits)))
+    got = C.claim_audit_below_accountant(_runs(tmp_path, [("dp", rec)]))
+    names = [f.setting.split(" · ")[1] for f in got.findings]
+    assert names == ["white-box all iterates (SNJ)", "white-box all iterates (f-DP)", "input-space (SNJ)",
+                     "input-space (f-DP)"]
+    # 100 of 100 right at m = 1000 certifies ≈ 3.47 > 2: the stored audits contradict the accountant
+    assert got.verdict == Verdict.DOES_NOT_HOLD
 
 
 # ------------------------------------------------------------------------------------------- sanity, limits

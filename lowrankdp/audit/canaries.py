@@ -41,6 +41,7 @@ __all__ = [
     "step_log_likelihood_ratio",
     "score_dirac_canaries",
     "ProjectedCanaryScorer",
+    "top_retained_direction",
     "DpsgdCanaryRun",
     "simulate_dpsgd_canaries",
     "simulate_projected_dpsgd_canaries",
@@ -190,7 +191,7 @@ def simulate_dpsgd_canaries(*, canaries: int, steps: int, sampling_rate: float, 
     return DpsgdCanaryRun(included=included, observed=observed, sampling_rate=q, noise_multiplier=z, clip_norm=c)
 
 
-def _top_direction(a_mat: np.ndarray, block: np.ndarray) -> np.ndarray:
+def top_retained_direction(a_mat: np.ndarray, block: np.ndarray) -> np.ndarray:
     """Unit vector in span(e_block) maximising its retained fraction ``uᵀP_Au`` (the λ_max direction)."""
     evals, evecs = np.linalg.eigh(a_mat @ a_mat.T)
     w = (evecs / np.sqrt(evals)) @ evecs.T
@@ -231,7 +232,7 @@ def simulate_projected_dpsgd_canaries(*, canaries: int, d: int, r: int, steps: i
         directions = np.zeros((m, d))
         for j in range(m):
             block = np.arange(j * k, (j + 1) * k)
-            directions[j, block] = _top_direction(a_fixed, block)
+            directions[j, block] = top_retained_direction(a_fixed, block)
     releases = []
     for _ in range(t):
         a_mat = a_fixed if a_fixed is not None else rng.standard_normal((r, d)) / math.sqrt(r)

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--lm-eval-tasks", default=None,
                    help="comma-separated lm-evaluation-harness tasks (e.g. mmlu,hellaswag,sciq) where installed")
     p.add_argument("--influence-samples", type=int, default=8)
+    p.add_argument("--audit-canaries", type=int, default=0,
+                   help="m canaries per one-run privacy audit (input-space; white-box for DP methods); 0 = off")
+    p.add_argument("--audit-seed", type=int, default=None, help="seed of the canaries (default: --seed)")
     p.add_argument("--exposure-max-candidates", type=int, default=None)
     p.add_argument("--checkpoint", default="last", choices=("last", "all", "none"))
     p.add_argument("--resume", action="store_true", help="continue from the last complete epoch in --out")
@@ -82,7 +85,7 @@ def _handle(args: argparse.Namespace) -> int:
         delta=args.delta, clip_unit=args.clip_unit, grad_sample_mode=args.grad_sample_mode,
         accountant=args.accountant, projection=args.projection, seed=args.seed, eval_every=args.eval_every,
         measure=not args.no_measure, retention=not args.no_retention, influence_samples=args.influence_samples,
-        retention_mc=args.retention_mc,
+        retention_mc=args.retention_mc, audit_canaries=args.audit_canaries, audit_seed=args.audit_seed,
         lm_eval_tasks=None if args.lm_eval_tasks is None else tuple(
             t.strip() for t in args.lm_eval_tasks.split(",") if t.strip()),
         exposure_max_candidates=args.exposure_max_candidates, checkpoint=args.checkpoint, resume=args.resume,
@@ -119,6 +122,10 @@ def _print_human(rec, run_dir: str) -> None:
             print(f"  retention loss {_fmt(final.retention_loss)}")
         print(f"  epsilon {_fmt(priv.epsilon, '.3f')} (delta {priv.delta}, {priv.source}"
               + (f"; sigma {priv.noise_multiplier:.4g}" if priv.noise_multiplier is not None else "") + ")")
+        for a in final.audits:
+            print(f"  audit {a['name']}: {a['correct']}/{a['guesses']} right of {a['canaries']} canaries, "
+                  f"eps >= {_fmt(a['epsilon_snj'], '.3f')} (SNJ), {_fmt(a['epsilon_fdp'], '.3f')} (f-DP Gaussian) "
+                  f"at delta {a['delta']}: {a['verdict']}")
         if costs:
             mem = costs.get("peak_memory") or {}
             print(f"  costs: {costs.get('steps')} steps, {_fmt(costs.get('step_time_mean_s'), '.4f')} s/step, "

@@ -86,6 +86,8 @@ class FinetuneConfig:
     retention_mc: bool = False  # multiple-choice accuracy on the local task file (lowrankdp.models)
     lm_eval_tasks: tuple[str, ...] | None = None  # e.g. ("mmlu", "hellaswag", "sciq") where lm-eval is installed
     influence_samples: int = 8  # training records whose per-example gradients are decomposed; 0 = off
+    audit_canaries: int = 0  # m canaries of each one-run audit (input-space; white-box for DP methods); 0 = off
+    audit_seed: int | None = None  # seed of the canaries' inclusion bits and secrets; None -> seed
     measure_flops: bool = True
     checkpoint: str = "last"
     resume: bool = False
@@ -163,6 +165,9 @@ class FinetuneConfig:
         if self.retention_max_tokens is not None:
             check_int("retention_max_tokens", self.retention_max_tokens, minimum=1)
         check_int("influence_samples", self.influence_samples, minimum=0)
+        check_int("audit_canaries", self.audit_canaries, minimum=0, maximum=100_000)
+        if self.audit_seed is not None:
+            check_int("audit_seed", self.audit_seed, minimum=0)
         check_choice("checkpoint", self.checkpoint, _CHECKPOINT)
         if self.resume and self.checkpoint == "none":
             raise ValueError("resume=True needs checkpoints; got checkpoint='none'")

@@ -268,14 +268,25 @@ class _Run:
         # each split is encoded once per run: training uses inputs.train_all, every measurement the rest
         self.inputs = prepare_inputs(tok, self.dataset, max_length=cfg.max_length, max_records=mk.get("max_records"),
                                      seed=cfg.seed)
-        self.train_ids, self.train_att = _pad(self.inputs.train_all.input_ids, tok)
-        self.n_train = len(train)
+        records = list(self.inputs.train_all.input_ids)
+        self.audit = None
+        if cfg.audit_canaries:  # canaries join the training set only: measure_all never sees them
+            from .canaries import EngineAudit
+
+            self.audit = EngineAudit(cfg, tok, records)
+            records += self.audit.input_records
+            self.audit.record_base(model)
+        self.train_ids, self.train_att = _pad(records, tok)
+        self.n_train = len(records)
         self.n_params = matmul_parameter_count(model)
         self._calibrate(model)
         run_cfg = cfg if self.calibrated is None else cfg.replace(noise_multiplier=self.calibrated)
         # the padded length of a batch is near the longest record: what ghost clipping's cost grows with
         self.runner = StepRunner(run_cfg, model, n_train=self.n_train, seq_len=self.span_dim)
         self.notes.extend(self.runner.setup.notes)
+        if self.audit is not None:
+            self.audit.attach(self.runner)
+            self.audit.resumed = ckpt is not None
         self._prepare_influence()
         # only now, with every input loaded, is anything in out_dir replaced
         self._clean_out_dir(ckpt)
@@ -487,11 +498,15 @@ class _Run:
                 measurements, retention, shared_from = self._measure(raw), self._retention(raw), None
             extra = dict(benchmarks=self._benchmarks(raw) if (self.config.retention_mc or self.config.lm_eval_tasks)
                          else None, influence=self._influence(raw))
+            privacy = self._privacy()
+            if self.audit is not None and epoch > 0:
+                extra["audits"] = self.audit.audits(runner, privacy, final=epoch == self.config.epochs,
+                                                    run_seconds=time.time() - self.t0)
         finally:
             raw.train(was)
             if runner.private is not None:
                 runner.private.enable_hooks()
-        em = EpochMetrics(epoch=epoch, step=runner.steps, privacy=self._privacy(), measurements=measurements,
+        em = EpochMetrics(epoch=epoch, step=runner.steps, privacy=privacy, measurements=measurements,
                           retention_loss=retention, costs=self._costs(), eval_seconds=time.perf_counter() - t,
                           elapsed_s=time.time() - self.t0, shared_from=shared_from,
                           train_loss=getattr(self, "epoch_train_loss", None) if epoch else None, **extra)

@@ -68,6 +68,7 @@ class ProjectionState:
     generator: torch.Generator
     fixed: dict[str, torch.Tensor] = field(default_factory=dict)
     steps: int = 0
+    last: dict[str, torch.Tensor] = field(default_factory=dict)  # the A applied at the latest step (audits read it)
 
     def draw(self, p: nn.Parameter) -> torch.Tensor:
         d_in = p.shape[1]
@@ -84,6 +85,7 @@ class ProjectionState:
             if p.grad is None:
                 continue
             A = self.fixed[n] if self.mode == "fixed" else self.draw(p)
+            self.last[n] = A
             g = p.grad.float()
             p.grad = ((g @ A.T) @ A).to(p.grad.dtype)
         self.steps += 1

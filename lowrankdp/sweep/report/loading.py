@@ -273,13 +273,16 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _stored_audits(run_dir: Path, record: RunRecord) -> tuple[dict[str, Any], ...]:
-    """Privacy audits stored with a run: ``measurements["audit"]`` of its final epoch, and a top-level
-    ``"audit"`` block of ``result.json``; each either one audit dict (``epsilon``, ``delta``, ``max_epsilon``,
-    ``canaries``, ``method``; or a ``lowrankdp.audit.AuditResult`` dict, read as its SNJ and f-DP audits) or a
-    dict/list of them."""
+    """Privacy audits stored with a run: the final epoch's ``audits`` (the engine's canaries,
+    ``lowrankdp.finetune.canaries``), ``measurements["audit"]`` of its final epoch, and a top-level ``"audit"``
+    block of ``result.json``; each either one audit dict (``epsilon``, ``delta``, ``max_epsilon``, ``canaries``,
+    ``method``; or a ``lowrankdp.audit.AuditResult`` dict, read as its SNJ and f-DP audits) or a dict/list of
+    them."""
     found: list[dict[str, Any]] = []
     final = record.final
     if final is not None:
+        for a in final.audits:
+            found += _audit_dicts(a, str(a.get("name") or "audit"))
         found += _audit_dicts(final.metric("audit"))
     if record.finished:
         try:
@@ -301,7 +304,7 @@ def _audit_dicts(block: Any, name: str | None = None) -> list[dict[str, Any]]:
         return [{"name": f"{base} (SNJ)", "method": "snj", "epsilon": block.get("epsilon_snj"),
                  "max_epsilon": block.get("max_epsilon_snj"), **common},
                 {"name": f"{base} (f-DP)", "method": "fdp", "epsilon": block.get("epsilon_fdp_epsilon_delta"),
-                 "max_epsilon": block.get("max_epsilon_fdp"), **common}]
+                 "max_epsilon": block.get("max_epsilon_fdp_epsilon_delta"), **common}]
     if any(k in block for k in ("epsilon", "epsilon_lower_bound", "epsilon_lb")):
         return [{"name": name or str(block.get("kind") or "audit"), **block}]
     return [a for k, v in block.items() for a in _audit_dicts(v, k if name is None else f"{name}.{k}")]
