@@ -136,8 +136,8 @@ def main() -> None:
         table(["run", "accountant ε", "q", "steps", "σ", "audit", "correct", "SNJ", "f-DP Gaussian", "f-DP (ε,δ)",
                "SNJ / acc", "f-DP / acc", "literature SNJ / f-DP"], rows),
         "",
-        "Literature one-run white-box figures: Steinke, Nasr & Jagielski (arXiv:2305.08846v1) report ≈ 1.8 at ε = 4; idealised "
-        "Gaussian canaries with m = 1,000 give ≈ 0.7 / 1.7 / 2.5 (SNJ) and 1.0 / 2.3 / 3.9 (f-DP) at ε = 2 / 4 / 8 "
+        "Literature one-run white-box figures: Steinke, Nasr & Jagielski (arXiv:2305.08846v1) report ≈ 1.8 at "
+        "ε = 4; idealised Gaussian canaries with m = 1,000 give ≈ 0.7 / 1.7 / 2.5 (SNJ) and 1.0 / 2.3 / 3.9 (f-DP) at ε = 2 / 4 / 8 "
         "(our own idealised figures: audit_idealised.md).",
         "",
         "## Compressed DP-SGD (r = 4, A_t published to the auditor), σ calibrated to the amplified ε = 4",

@@ -27,9 +27,10 @@ guesses fixed before training.
   gradient space); what is released is the row's noisy gradient projected by the step's ``A_t``
   (``(G_i + E_i)A_tᵀ``, r numbers, with ``A_t`` published to the auditor) and scored by
   :class:`lowrankdp.audit.canaries.ProjectedCanaryScorer` (fresh: per step; fixed: after the run, centred on the
-  mean release where several canaries share a row). ``canaries_per_row`` canaries share one row's release (several directions in one projected
-  gradient); ``span > 1`` (fixed only) gives each canary a gradient spanning ``span`` coordinates, aligned to the
-  direction the fixed A retains most.
+  mean release where several canaries share a row). ``canaries_per_row`` canaries share one row's release
+  (several directions in one projected gradient); ``span > 1`` (fixed only) gives each canary a gradient spanning
+  ``span`` coordinates, aligned to the direction the fixed A retains most (both set through
+  ``config.extra["audit_canary_shape"]``, for experiments).
 
 The audits' cost (seconds spent in the canary hooks, in scoring and in the analyses) is recorded with each audit
 as a share of the run's wall time.
