@@ -686,7 +686,31 @@ def _mia_block(inputs: MeasureInputs, lp_tr, lp_te, base_tr, base_te, *, min_k: 
     if base_tr is not None:
         mia["reference"] = report(_lm.reference_score(m_in, [base_tr[i] for i in keep_tr]),
                                   _lm.reference_score(m_out, [base_te[i] for i in keep_te]))
+    mia.update(_sensitive_attacks(inputs, lp_tr, lp_te, base_tr, base_te, report))
     return mia, len(keep_tr), len(keep_te)
+
+
+def _sensitive_only(logprobs, masks, idx):
+    return [logprobs[i][np.asarray(masks[i], dtype=bool)[1:]] for i in idx]
+
+
+def _sensitive_attacks(inputs: MeasureInputs, lp_tr, lp_te, base_tr, base_te, report) -> dict[str, Any]:
+    """Membership scored on the sensitive tokens alone (records with at least one scored sensitive token): the
+    LOSS attack there (``sensitive``) and, with a base, its reference-calibrated form (``sensitive_reference``).
+    This is the attack that measures memorisation of the personal values rather than of the whole record."""
+    sens_tr, sens_te = inputs.train.sensitive, inputs.test.sensitive
+    idx_tr = [i for i, a in enumerate(lp_tr) if np.asarray(sens_tr[i], dtype=bool)[1:].any()]
+    idx_te = [i for i, a in enumerate(lp_te) if np.asarray(sens_te[i], dtype=bool)[1:].any()]
+    if not idx_tr or not idx_te:
+        return {"sensitive": None, "sensitive_reference": None}
+    s_in, s_out = _sensitive_only(lp_tr, sens_tr, idx_tr), _sensitive_only(lp_te, sens_te, idx_te)
+    out: dict[str, Any] = {"sensitive": report(_lm.loss_score(s_in), _lm.loss_score(s_out)),
+                           "sensitive_reference": None}
+    if base_tr is not None:
+        out["sensitive_reference"] = report(
+            _lm.reference_score(s_in, _sensitive_only(base_tr, sens_tr, idx_tr)),
+            _lm.reference_score(s_out, _sensitive_only(base_te, sens_te, idx_te)))
+    return out
 
 
 def _base_logprobs(model, inputs, base_model, base_logprobs, model_lp, *, batch_size, device, progress, seconds):
@@ -742,7 +766,8 @@ def measure_all(
     ``sensitive_loss_quantiles``, ``sensitive_loss_token_quantiles``, ``utility_loss``, ``utility_loss_seq_mean``,
     ``sensitive_loss_test_token``, ``sensitive_loss_test_seq_mean``, ``memorization_gap_token``; with a base
     also ``base_*``, ``*_gain_vs_base``, ``memorization_gap_token_gain_vs_base``; ``per_type``, ``exposure``
-    (None without a canary), ``mia`` {loss, zlib, min_k, reference}, ``counts``, ``settings``, ``seconds``.
+    (None without a canary), ``mia`` {loss, zlib, min_k, reference, sensitive, sensitive_reference}, ``counts``,
+    ``settings``, ``seconds``.
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
     min_k = check_probability("min_k", min_k, open_right=False)

@@ -122,7 +122,7 @@ def test_measure_cli_on_a_run_directory(runs, capsys):
     assert documented <= set(res), documented - set(res)
     assert res["model"] == run_dir and res["base"] == "tiny"
     assert res["exposure"]["method"] == "exact" and res["exposure"]["space_size"] == 1000
-    assert set(res["mia"]) == {"loss", "zlib", "min_k", "reference"}
+    assert set(res["mia"]) == {"loss", "zlib", "min_k", "reference", "sensitive", "sensitive_reference"}
     # the number is that of the in-memory fine-tuned model
     _, tok = load_base("tiny")
     direct = measure_all(runs["live"]["lora"], tok, load_dataset(runs["data"]), progress=False,

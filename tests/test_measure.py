@@ -230,6 +230,9 @@ def test_measure_all_equals_hand_computation(world):
     loss_in = [_hand_token_logprobs(model, tok(r.text)["input_ids"]).mean() for r in train]
     loss_out = [_hand_token_logprobs(model, tok(r.text)["input_ids"]).mean() for r in test]
     assert out["mia"]["loss"]["auc"] == pytest.approx(auc(loss_in, loss_out))
+    # the sensitive-token attack: each record's mean log-prob over its sensitive tokens only
+    assert np.isfinite(seq_s).all() and np.isfinite(seq_st).all()
+    assert out["mia"]["sensitive"]["auc"] == pytest.approx(auc(-seq_s, -seq_st))
     assert out["exposure"] is None  # no canary in this dataset
 
 
@@ -399,7 +402,7 @@ def test_result_keys_and_json(target_report):
         "base_sensitive_loss_test_token", "memorization_gap_token_gain_vs_base",
     }
     assert set(target_report) == expected
-    assert set(target_report["mia"]) == {"loss", "zlib", "min_k", "reference"}
+    assert set(target_report["mia"]) == {"loss", "zlib", "min_k", "reference", "sensitive", "sensitive_reference"}
     assert {"value", "rank", "method", "space_size"} <= set(target_report["exposure"])
     assert set(target_report["sensitive_loss_quantiles"]) == {"min", "q05", "q25", "median"}
     json.dumps(target_report, allow_nan=False)  # plain JSON, no NaN/inf

@@ -70,7 +70,7 @@ def test_cli_json(paths, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["model"] == model and res["counts"]["n_train"] == 12 and res["counts"]["n_test"] == 12
     assert res["exposure"]["method"] == "exact" and res["exposure"]["space_size"] == 1000
-    assert set(res["mia"]) == {"loss", "zlib", "min_k", "reference"}
+    assert set(res["mia"]) == {"loss", "zlib", "min_k", "reference", "sensitive", "sensitive_reference"}
     # the base is the model itself: no gain, and the reference attack scores everything 0 (AUC 1/2)
     assert res["sensitive_loss_token_gain_vs_base"] == pytest.approx(0.0, abs=1e-9)
     assert res["mia"]["reference"]["auc"] == pytest.approx(0.5)

@@ -323,7 +323,8 @@ class ReportSpec:
     def from_dict(cls, d: Mapping[str, Any]) -> "ReportSpec":
         d = _table("report", d)
         _check_keys("report", d, cls.__dataclass_fields__)
-        return cls(attack=check_choice("report.attack", d.get("attack", "loss"), ("loss", "zlib", "min_k", "reference")))
+        return cls(attack=check_choice("report.attack", d.get("attack", "loss"), ("loss", "zlib", "min_k", "reference", "sensitive",
+                                                                               "sensitive_reference")))
 
 
 @dataclass(frozen=True)
