@@ -69,7 +69,8 @@ def check_output_dir(path: str | os.PathLike, *, name: str) -> Path:
     return p
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (this one included; one owned by another user counts)."""
     if pid == os.getpid():
         return True
     try:
@@ -90,7 +91,7 @@ def _recover(target: Path) -> None:
         return
     for e in entries:
         m = _TEMP_RE.match(e.name)
-        if m is None or _pid_alive(int(m["pid"])):
+        if m is None or pid_alive(int(m["pid"])):
             continue
         root = m["name"]  # a writer whose target was itself a temporary sibling of `target` nests the marks
         while (inner := _TEMP_RE.match(root)) is not None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..methods import METHOD_NAMES, PRIVATE_METHODS
 from ..models.recipe import METADATA_FILE
+from .summary import fmt_value
 
 __all__ = ["run_comparison", "collect_runs", "findings", "write_replication", "main"]
 
@@ -137,12 +138,6 @@ def findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _f(x, spec: str) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞"
-    return format(x, spec)
 
 
 def _sort_key(r: dict[str, Any]):
@@ -181,12 +176,12 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
         a, tr = base.get("architecture") or {}, base.get("training") or {}
         corpus_tokens = (base.get("corpus") or {}).get("train_tokens")
         out += [f"Base model: {base.get('name')} ({a.get('num_layers')} layers, width {a.get('hidden_size')}, "
-                f"{a.get('num_heads')} heads, vocabulary {a.get('vocab_size')}, {_f(a.get('parameters'), ',')} "
+                f"{a.get('num_heads')} heads, vocabulary {a.get('vocab_size')}, {fmt_value(a.get('parameters'), ',')} "
                 f"parameters), pretrained by `lowrankdp model pretrain` on {base.get('device')}: "
-                f"{tr.get('steps')} steps ({_f(tr.get('tokens_seen'), ',')} tokens, "
-                f"{_f(tr.get('epochs_over_corpus'), '.1f')} passes over the {_f(corpus_tokens, ',')}-token neutral "
-                f"corpus) in {_f(tr.get('train_seconds'), '.0f')} s, {tr.get('precision')}; held-out loss "
-                f"{_f(base.get('heldout_loss'), '.3f')} nats.", ""]
+                f"{tr.get('steps')} steps ({fmt_value(tr.get('tokens_seen'), ',')} tokens, "
+                f"{fmt_value(tr.get('epochs_over_corpus'), '.1f')} passes over the {fmt_value(corpus_tokens, ',')}-token neutral "
+                f"corpus) in {fmt_value(tr.get('train_seconds'), '.0f')} s, {tr.get('precision')}; held-out loss "
+                f"{fmt_value(base.get('heldout_loss'), '.3f')} nats.", ""]
     out += ["Sweep: `lowrankdp/sweep/presets/gpu.toml` (overrides: "
             f"{json.dumps(meta.get('sweep_set') or {})}). Each row: the last evaluation of the run; base = "
             "epoch 0 (the pretrained base before fine-tuning). Utility: non-sensitive test loss (lower = "
@@ -204,16 +199,16 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
         auc = "-" if r.get("loss_auc") is None else (
             f"{r['loss_auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{r['loss_auc']:.3f}")
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason') or ''}"[:80]
-        target = _f(r.get("target_epsilon"), "g") if r.get("method") in PRIVATE_METHODS else "(none)"
+        target = fmt_value(r.get("target_epsilon"), "g") if r.get("method") in PRIVATE_METHODS else "(none)"
         out.append(
-            f"| {target} | {r['method']} | {status} | {_f(r.get('noise_multiplier'), '.3g')} | "
-            f"{_f(r.get('epsilon'), '.2f')} | "
-            f"{_f(r.get('steps'), 'd')} | "
-            f"{_f(r.get('utility_loss'), '.3f')} ({_f(r.get('utility_loss_base'), '.3f')}) | "
-            f"{_f(r.get('sensitive_loss'), '.3f')} ({_f(r.get('sensitive_loss_base'), '.3f')}) | "
-            f"{_f(r.get('memorization_gap'), '.3f')} | {_f(r.get('exposure_bits'), '.2f')} | {auc} | "
-            f"{_f(r.get('loss_eps_lower_bound'), '.3f')} | {_f(r.get('tokens_per_s'), ',.0f')} | "
-            f"{_f(r.get('wall_time_s'), '.0f')} |")
+            f"| {target} | {r['method']} | {status} | {fmt_value(r.get('noise_multiplier'), '.3g')} | "
+            f"{fmt_value(r.get('epsilon'), '.2f')} | "
+            f"{fmt_value(r.get('steps'), 'd')} | "
+            f"{fmt_value(r.get('utility_loss'), '.3f')} ({fmt_value(r.get('utility_loss_base'), '.3f')}) | "
+            f"{fmt_value(r.get('sensitive_loss'), '.3f')} ({fmt_value(r.get('sensitive_loss_base'), '.3f')}) | "
+            f"{fmt_value(r.get('memorization_gap'), '.3f')} | {fmt_value(r.get('exposure_bits'), '.2f')} | {auc} | "
+            f"{fmt_value(r.get('loss_eps_lower_bound'), '.3f')} | {fmt_value(r.get('tokens_per_s'), ',.0f')} | "
+            f"{fmt_value(r.get('wall_time_s'), '.0f')} |")
     pairs = pairs_at_equal_epsilon(rows)
     out += ["", "## Matched pairs at equal target ε", ""]
     if pairs:
@@ -225,10 +220,10 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
                 "Δ exposure bits |", "|---|---|---|---|---|---|---|"]
         for q in pairs:
             d = q["difference"]
-            out.append(f"| {_f(q['target_epsilon'], 'g')} | {q['method']} − {q['baseline']} | "
-                       f"{_f(q['epsilon'][0], '.2f')}, {_f(q['epsilon'][1], '.2f')} | "
-                       f"{_f(d['utility_loss'], '+.3f')} | {_f(d['sensitive_loss'], '+.3f')} | "
-                       f"{_f(d['loss_auc'], '+.3f')} | {_f(d['exposure_bits'], '+.2f')} |")
+            out.append(f"| {fmt_value(q['target_epsilon'], 'g')} | {q['method']} − {q['baseline']} | "
+                       f"{fmt_value(q['epsilon'][0], '.2f')}, {fmt_value(q['epsilon'][1], '.2f')} | "
+                       f"{fmt_value(d['utility_loss'], '+.3f')} | {fmt_value(d['sensitive_loss'], '+.3f')} | "
+                       f"{fmt_value(d['loss_auc'], '+.3f')} | {fmt_value(d['exposure_bits'], '+.2f')} |")
     else:
         out.append("No matched pair here: no method and its baseline both finished at one target ε.")
     out += ["", "## Findings (each can fail)", "", "| run | claim | verdict | numbers |", "|---|---|---|---|"]

@@ -9,7 +9,8 @@ from typing import Any
 __all__ = ["render_markdown", "render_screen"]
 
 
-def _f(x, spec: str) -> str:
+def fmt_value(x, spec: str) -> str:
+    """A number for the check's pages: '-' for None, '∞' for inf, else ``format(x, spec)``."""
     if x is None:
         return "-"
     if isinstance(x, float) and math.isinf(x):
@@ -37,7 +38,7 @@ def _stage_detail(s: dict[str, Any]) -> str:
     if name == "pretrain" and d.get("steps"):
         a = d.get("architecture") or {}
         return (f"{a.get('num_layers')}x{a.get('hidden_size')} body, {d['steps']} steps, "
-                f"{d.get('tokens_seen') or 0:,} tokens, held-out loss {_f(d.get('heldout_loss'), '.3f')}")
+                f"{d.get('tokens_seen') or 0:,} tokens, held-out loss {fmt_value(d.get('heldout_loss'), '.3f')}")
     if name == "replication-report" and "runs" in d:
         runs = d["runs"]
         return f"{sum(r['status'] == 'ok' for r in runs)}/{len(runs)} runs ok"
@@ -70,13 +71,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
         detail = _stage_detail(s) or ""
         if s.get("reason"):
             detail = (detail + " — " if detail else "") + s["reason"]
-        out.append(f"| {s['name']} | {s['status']} | {s['seconds']:.0f} | {_f(s.get('limit_s'), '.0f')} | "
+        out.append(f"| {s['name']} | {s['status']} | {s['seconds']:.0f} | {fmt_value(s.get('limit_s'), '.0f')} | "
                    f"{detail.replace('|', '/')} |")
     t = _targets(doc)
     if t:
         out += ["", "## Step-time targets (benchmark)", "", "| model | row | ÷ | ratio | target | verdict |",
                 "|---|---|---|---|---|---|"]
-        out += [f"| {mod} | {x['row']} | {x['baseline']} | {_f(x['ratio'], '.2f')} | ≤ {x['limit']} | {x['verdict']} |"
+        out += [f"| {mod} | {x['row']} | {x['baseline']} | {fmt_value(x['ratio'], '.2f')} | ≤ {x['limit']} | {x['verdict']} |"
                 for mod, x in t]
         out += ["", "Details, FLOPs, memory and profiles: [gpu_finetune_benchmark.md](gpu_finetune_benchmark.md)."]
     runs = _runs(doc)
@@ -85,11 +86,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 "| method | status | target ε | ε | utility | sensitive | gap | exposure bits | LOSS AUC |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
-            out.append(f"| {r['method']} | {r['status']} | {_f(r.get('target_epsilon'), 'g')} | "
-                       f"{_f(r.get('epsilon'), '.2f')} | "
-                       f"{_f(r.get('utility_loss'), '.3f')} | {_f(r.get('sensitive_loss'), '.3f')} | "
-                       f"{_f(r.get('memorization_gap'), '.3f')} | {_f(r.get('exposure_bits'), '.2f')} | "
-                       f"{_f(r.get('loss_auc'), '.3f')} |")
+            out.append(f"| {r['method']} | {r['status']} | {fmt_value(r.get('target_epsilon'), 'g')} | "
+                       f"{fmt_value(r.get('epsilon'), '.2f')} | "
+                       f"{fmt_value(r.get('utility_loss'), '.3f')} | {fmt_value(r.get('sensitive_loss'), '.3f')} | "
+                       f"{fmt_value(r.get('memorization_gap'), '.3f')} | {fmt_value(r.get('exposure_bits'), '.2f')} | "
+                       f"{fmt_value(r.get('loss_auc'), '.3f')} |")
         out += ["", "Details, CIs and findings: [gpu_replication.md](gpu_replication.md)."]
     return "\n".join(out) + "\n"
 
@@ -106,7 +107,7 @@ def render_screen(doc: dict[str, Any], *, results_dir: Path) -> str:
     if t:
         lines.append("targets (median step time):")
         for mod, x in t:
-            lines.append(f"  {mod:<18} {x['row']:<16} / {x['baseline']:<5} {_f(x['ratio'], '.2f'):>5}  "
+            lines.append(f"  {mod:<18} {x['row']:<16} / {x['baseline']:<5} {fmt_value(x['ratio'], '.2f'):>5}  "
                          f"(<= {x['limit']}) {x['verdict']}")
     runs = _runs(doc)
     if runs:
@@ -115,9 +116,9 @@ def render_screen(doc: dict[str, Any], *, results_dir: Path) -> str:
             if r["status"] != "ok":
                 lines.append(f"  {r['method']:<18}{r['status']}: {(r.get('reason') or '')[:60]}")
                 continue
-            lines.append(f"  {r['method']:<18}{_f(r.get('epsilon'), '.2f'):>7}{_f(r.get('utility_loss'), '.3f'):>9}"
-                         f"{_f(r.get('sensitive_loss'), '.3f'):>8}{_f(r.get('memorization_gap'), '.3f'):>8}"
-                         f"{_f(r.get('exposure_bits'), '.2f'):>9}{_f(r.get('loss_auc'), '.3f'):>7}")
+            lines.append(f"  {r['method']:<18}{fmt_value(r.get('epsilon'), '.2f'):>7}{fmt_value(r.get('utility_loss'), '.3f'):>9}"
+                         f"{fmt_value(r.get('sensitive_loss'), '.3f'):>8}{fmt_value(r.get('memorization_gap'), '.3f'):>8}"
+                         f"{fmt_value(r.get('exposure_bits'), '.2f'):>9}{fmt_value(r.get('loss_auc'), '.3f'):>7}")
     n_ok = sum(s["status"] == "ok" for s in doc["stages"])
     lines.append(f"{n_ok}/{len(doc['stages'])} stages ok in {doc['total_s']:.0f} s (budget {doc['budget_s']:.0f} s); "
                  f"results: {results_dir}/gpu_check.md")

@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from .._files import pid_alive
+
 __all__ = ["cache_root", "recipe_key", "cached_build", "remove_stale_builds"]
 
 _LOCK_TIMEOUT_S = 3600.0
@@ -69,16 +71,6 @@ class _FcntlLock:  # pragma: no cover - fallback only
         self.f.close()
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def remove_stale_builds(root: Path) -> list[Path]:
     """Delete the temporary files and directories under ``root`` whose writing process no longer exists
     (``.<name>.tmp-<pid>[-<random>]``: model builds, the multiple-choice task file). Returns what was removed."""
@@ -90,7 +82,7 @@ def remove_stale_builds(root: Path) -> list[Path]:
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if pid == os.getpid() or _process_alive(pid):
+        if pid_alive(pid):
             continue
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
