@@ -147,6 +147,8 @@ def test_dp_exposure_is_one_sided(tmp_path):
     below = C.claim_dp_exposure(_exposure(tmp_path / "a", 1.2))
     assert below.verdict == Verdict.HOLDS  # below the base level is fine
     assert C.claim_dp_exposure(_exposure(tmp_path / "b", 6.0)).verdict == Verdict.DOES_NOT_HOLD
+    # a small, certain rise (0.3 bit over the base's 2) is the base's level, not a failure
+    assert C.claim_dp_exposure(_exposure(tmp_path / "e", 2.3)).verdict == Verdict.HOLDS
     assert C.claim_dp_exposure(_exposure(tmp_path / "c", 1.2, seeds=(0,))).verdict == Verdict.INCONCLUSIVE
     runs = _runs(tmp_path / "d", [("dp", record("dp-sgd", 0, [(5.0, 7.0), (4.9, 6.0)], eps=4.0))])
     assert C.claim_dp_exposure(runs).verdict == Verdict.NOT_TESTABLE

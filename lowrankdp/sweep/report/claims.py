@@ -431,8 +431,9 @@ def _exposure_finding(cell: list[RunEntry]) -> Finding:
         return Finding(describe_cell(cell[0]), Verdict.NOT_TESTABLE, (), "no exposure stored at epoch 0 and at the end")
     if e.lo is None:
         v, why = Verdict.INCONCLUSIVE, "one seed and an exact exposure (no interval): no conclusion"
-    elif e.lo > 0:
-        v, why = Verdict.DOES_NOT_HOLD, "exposure rose above the base model's beyond its interval"
+    elif e.lo > EXPOSURE_SLACK_BITS:
+        v, why = Verdict.DOES_NOT_HOLD, (f"exposure rose more than {EXPOSURE_SLACK_BITS:g} bit above the base "
+                                         "model's, beyond its interval")
     elif e.hi <= EXPOSURE_SLACK_BITS:
         v, why = Verdict.HOLDS, f"rise at most {EXPOSURE_SLACK_BITS:g} bit (upper end of the interval); a " \
                                 "drop below the base is fine"
@@ -443,7 +444,8 @@ def _exposure_finding(cell: list[RunEntry]) -> Finding:
 
 def claim_dp_exposure(runs: Sequence[RunEntry]) -> ClaimResult:
     """DP runs do not raise canary exposure above the base model's, judged one-sided ([CTW+19]; docs/theory.md
-    §6): a DP run below its base is fine; only a rise beyond the interval fails."""
+    §6): a DP run below its base is fine; a rise within ``EXPOSURE_SLACK_BITS`` is the base's level; only a rise
+    whose whole interval lies above that slack fails."""
     private = sorted({r.method for r in runs if r.private and r.ok})
     findings = [_exposure_finding(c) for m in private for c in _cells(runs, m).values()]
     findings = [f for f in findings if f.numbers or f.verdict != Verdict.NOT_TESTABLE] or findings
