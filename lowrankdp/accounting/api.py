@@ -210,7 +210,12 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
             from .pld import PldAccountant
 
             pacc = PldAccountant(neighboring=nb, value_discretization_interval=pld_interval)
-            if pacc.supports(ev):
+            if proj == "fixed" and nb == "add_remove":
+                from .pld import fixed_projection_pld_epsilon
+
+                cands["pld"], fdet = fixed_projection_pld_epsilon(ev, dl, value_discretization_interval=pld_interval)
+                details.update(fdet)
+            elif pacc.supports(ev):
                 cands["pld"] = float(pacc.compose(ev).get_epsilon(dl))
                 if pacc.notes:
                     notes.extend(pacc.notes)
@@ -237,7 +242,8 @@ def epsilon(*, noise_multiplier: float, sampling_rate: float, steps: int, delta:
     ``d`` (int or list of layer dimensions; the worst case is used) and ``r`` are required for every
     projection other than ``"none"``. ``span_dim`` (fixed projection): how many directions the projected
     side of one example's gradient spans (tokens per record); ``k + r > d`` leaves no amplification.
-    ``accountant="pld"`` adds the PLD accountant for ``"none"`` and ``"fresh"`` (others: RDP only).
+    ``accountant="pld"`` adds the PLD accountant for ``"none"``, ``"fresh"`` and ``"fixed"`` (fixed: the
+    mixture over the shared b of exact plain-run PLDs, add-remove only; ``"high_probability"``: RDP only).
     Returns the smallest valid upper bound among the accountants and the Gaussian limit
     (:func:`epsilon_result` says which); ε = 0 only when the mechanism is exactly (0, δ)-DP. The fixed
     projection holds under :data:`FIXED_PROJECTION_ASSUMPTION`.
