@@ -97,6 +97,16 @@ def test_span_dim_and_unprojected_order():
     assert e_all == pytest.approx(plain, rel=1e-12)  # r = d: no amplification, the plain PLD
 
 
+def test_calibration_meets_target_and_beats_rdp():
+    kw = dict(sampling_rate=0.01, steps=1000, delta=1e-5, d=768, r=8, projection="fixed")
+    z_pld = A.calibrate_noise(target_epsilon=0.5, accountant="pld", **kw)
+    z_rdp = A.calibrate_noise(target_epsilon=0.5, **kw)
+    assert z_pld < z_rdp
+    assert A.epsilon(noise_multiplier=z_pld, accountant="pld", **kw) <= 0.5
+    assert A.epsilon_result(noise_multiplier=z_pld, accountant="pld", pld_interval=1e-3, pld_buckets=32,
+                            **kw).epsilon <= 0.5
+
+
 def test_unsupported_inputs_are_named():
     ev = _fixed(1.0, 0.01, 10, 64, 4)
     with pytest.raises(UnsupportedEventError, match="add_remove"):
