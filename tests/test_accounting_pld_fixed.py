@@ -78,8 +78,8 @@ def test_monotone_in_noise_and_buckets():
              for z in (0.7, 0.9, 1.2)]
     assert eps_z[0] > eps_z[1] > eps_z[2]
     tol = 1e-6  # bisection width (relative)
-    eps_k = [fixed_projection_pld_epsilon(ev(0.9), 1e-5, value_discretization_interval=VDI, buckets=k)[0]
-             for k in (8, 16, 32, 64)]  # nested grids
+    eps_k = [fixed_projection_pld_epsilon(ev(0.9), 1e-5, value_discretization_interval=VDI, buckets=k,
+                                          time_limit_s=math.inf)[0] for k in (8, 16, 32, 64)]  # nested grids
     for coarse, fine in zip(eps_k, eps_k[1:]):
         assert fine <= coarse * (1 + tol)
     assert eps_k[-1] < eps_k[0]
@@ -95,6 +95,17 @@ def test_span_dim_and_unprojected_order():
     e_all = fixed_projection_pld_epsilon(_fixed(1.0, 0.01, 500, 768, 768), 1e-5, value_discretization_interval=VDI)[0]
     assert e1 < e4 < plain  # the net law is stochastically larger than the Beta
     assert e_all == pytest.approx(plain, rel=1e-12)  # r = d: no amplification, the plain PLD
+
+
+def test_time_limit_uses_a_coarser_nested_level():
+    ev = _fixed(0.9, 0.02, 300, 256, 8)
+    full, det_full = fixed_projection_pld_epsilon(ev, 1e-5, value_discretization_interval=VDI, buckets=16,
+                                                  time_limit_s=math.inf)
+    short, det = fixed_projection_pld_epsilon(ev, 1e-5, value_discretization_interval=VDI, buckets=16,
+                                              time_limit_s=1e-9)
+    assert det["fixed_pld_time_limited"] and det["fixed_pld_buckets"] == 1
+    assert not det_full["fixed_pld_time_limited"] and det_full["fixed_pld_buckets"] == 16
+    assert short > full  # one bucket at the top edge: valid, looser
 
 
 def test_calibration_meets_target_and_beats_rdp():
@@ -113,6 +124,8 @@ def test_unsupported_inputs_are_named():
         fixed_projection_pld_epsilon(ev, 1e-5, neighboring="replace_one")
     with pytest.raises(ValueError, match="delta"):
         fixed_projection_pld_epsilon(ev, 1.5)
+    with pytest.raises(ValueError, match="time_limit_s"):
+        fixed_projection_pld_epsilon(ev, 1e-5, time_limit_s=0)
     with pytest.raises(ValueError, match="buckets"):
         fixed_projection_pld_epsilon(ev, 1e-5, buckets=0)
     with pytest.raises(UnsupportedEventError, match="FixedProjectionEvent"):

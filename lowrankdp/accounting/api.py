@@ -217,6 +217,9 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
                 cands["pld"], fdet = fixed_projection_pld_epsilon(ev, dl, value_discretization_interval=pld_interval,
                                                              buckets=pld_buckets)
                 details.update(fdet)
+                if fdet.get("fixed_pld_time_limited"):
+                    notes.append(f"fixed-projection PLD: {fdet['fixed_pld_buckets']} buckets of b instead of "
+                                 f"{pld_buckets} (time limit; still an upper bound, less tight)")
             elif pacc.supports(ev):
                 cands["pld"] = float(pacc.compose(ev).get_epsilon(dl))
                 if pacc.notes:

@@ -22,6 +22,7 @@ stochastic, not convex-order, domination).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -311,7 +312,7 @@ def _check_fixed_inner(event: DpEvent) -> None:
 
 def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, neighboring: str = "add_remove",
                                  value_discretization_interval: float = 1e-4, buckets: int = 128,
-                                 rel_tol: float = 1e-6) -> tuple[float, dict]:
+                                 rel_tol: float = 1e-6, time_limit_s: float = 8.0) -> tuple[float, dict]:
     """Upper bound on ε(δ) for ``event`` (one projection for all steps) by the b-mixture of exact PLDs.
 
     Returns ``(ε, details)``. The law of b is that of the RDP accountant (:func:`shared_variable`: Beta, max of
@@ -322,26 +323,36 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
     relative width ``rel_tol``. Every approximation errs upward: edges rounded up, noise rounded down,
     pessimistic discretisation, survival function padded up, tail counted with δ = 1. ``neighboring`` must be
     ``"add_remove"`` (replace-one: two directions per step, use the RDP accountant).
+
+    Time: the PLDs are built for nested grids ``K = buckets/2^m`` (coarsest first; every level is a valid bound
+    and a finer one is never looser); when the next level would pass ``0.75·time_limit_s`` the finest level
+    built is used and ``details["fixed_pld_time_limited"]`` is set.
     """
     if not isinstance(event, FixedProjectionEvent):
         raise UnsupportedEventError(f"fixed_projection_pld_epsilon needs a FixedProjectionEvent, got {event_name(event)}")
     delta = check_real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     nb = check_choice("neighboring", neighboring, ("add_remove", "replace_one"))
     buckets = check_int("buckets", buckets, minimum=1)
+    time_limit_s = check_real("time_limit_s", time_limit_s, lo=0.0, lo_open=True, allow_inf=True)
+    start = time.monotonic()
     if nb == "replace_one":
         raise UnsupportedEventError("fixed-projection PLD supports neighboring='add_remove' only (a replaced "
                                     "record moves the output in two directions; use accountant='rdp')")
     _check_fixed_inner(event.event)
     var = shared_variable(d=event.d, r=event.r, span_dim=event.span_dim, unprojected=event.unprojected)
 
-    def plain_pld(factor: float):
-        acc = PldAccountant(nb, value_discretization_interval=value_discretization_interval)
+    def plain_pld(factor: float, interval: float):
+        acc = PldAccountant(nb, value_discretization_interval=interval)
         acc.compose(_scaled(event.event, factor))
-        return acc.get_pld(delta)
+        return acc._total()
 
+    # one discretisation interval for every bucket: the one PldAccountant would use for the unprojected run
+    # (b = 1: the widest loss range, so the coarsest; pessimistic at any interval, so still an upper bound)
+    probe = PldAccountant(nb, value_discretization_interval=value_discretization_interval).compose(event.event)
+    interval = probe._bounded_interval(delta)
     if var.kind == "one":
-        eps = float(max(0.0, plain_pld(1.0).get_epsilon_for_delta(delta)))
-        return eps, {"fixed_pld_law": "one", "fixed_pld_buckets": 0}
+        eps = float(max(0.0, plain_pld(1.0, interval).get_epsilon_for_delta(delta)))
+        return eps, {"fixed_pld_law": "one", "fixed_pld_buckets": 0, "fixed_pld_interval": interval}
     tail = _FIXED_TAIL_FRACTION * delta
     if var.kind == "net":
         t = var.net_upper_quantile(tail)
@@ -352,11 +363,29 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
         t = var.upper_quantile(tail)
         sf = var.sf_array
     t = float(min(1.0, t))
-    edges = t * (np.arange(1, buckets + 1) / buckets) ** 2
-    edges[-1] = t
+    fine = t * (np.arange(1, buckets + 1) / buckets) ** 2  # edge j (1-based) of the finest grid
+    fine[-1] = t
+    levels = sorted({buckets // 2**m for m in range(buckets.bit_length()) if buckets % 2**m == 0})
+    built: dict = {}  # finest-grid index j -> PLD at sensitivity √fine[j−1]
+    level, limited = levels[0], False
+    for i, k in enumerate(levels):
+        idx = [j * (buckets // k) for j in range(1, k + 1)]
+        t0 = time.monotonic()
+        new = [j for j in idx if j not in built]
+        for j in new:
+            built[j] = plain_pld(math.sqrt(fine[j - 1]), interval)
+        level = k
+        per = (time.monotonic() - t0) / max(len(new), 1)
+        if i + 1 < len(levels):
+            ahead = (levels[i + 1] - k) * per
+            if time.monotonic() - start + ahead > 0.75 * time_limit_s:
+                limited = True
+                break
+    idx = [j * (buckets // level) for j in range(1, level + 1)]
+    edges = fine[np.array(idx) - 1]
+    plds = [built[j] for j in idx]
     s = np.minimum(1.0, np.asarray(sf(edges), float) * (1 + _SF_PAD))
     s[edges >= 1.0] = 0.0
-    plds = [plain_pld(math.sqrt(e)) for e in edges]
 
     def bound(eps: float) -> float:
         worst = 0.0
@@ -367,8 +396,9 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
             worst = max(worst, val)
         return worst
 
-    details = {"fixed_pld_law": var.kind, "fixed_pld_buckets": buckets, "fixed_pld_top": t,
-               "fixed_pld_tail_mass": float(s[-1])}
+    details = {"fixed_pld_law": var.kind, "fixed_pld_buckets": level, "fixed_pld_top": t,
+               "fixed_pld_tail_mass": float(s[-1]), "fixed_pld_time_limited": limited,
+               "fixed_pld_interval": interval}
     if bound(0.0) <= delta:
         return 0.0, details
     hi = max(float(plds[-1].get_epsilon_for_delta(delta / 2)), 1e-6)
