@@ -118,6 +118,13 @@ def test_calibration_meets_target_and_beats_rdp():
                             **kw).epsilon <= 0.5
 
 
+def test_skipped_where_discretisation_drift_dominates():
+    res = A.epsilon_result(noise_multiplier=1e5, sampling_rate=0.01, steps=10**14, delta=1e-10, d=1000, r=1,
+                           projection="fixed", accountant="pld")
+    assert res.source == "rdp" and "pld" not in res.candidates
+    assert any("fixed-projection PLD skipped" in n for n in res.notes)
+
+
 def test_unsupported_inputs_are_named():
     ev = _fixed(1.0, 0.01, 10, 64, 4)
     with pytest.raises(UnsupportedEventError, match="add_remove"):
