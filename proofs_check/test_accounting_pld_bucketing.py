@@ -1,8 +1,8 @@
 """Lemma (docs/theory.md §4.7, fixed projection): bucketing the shared b with each bucket's upper end is an upper
 bound, also under a stochastically larger law, and refining the buckets never loosens it.
 
-Statement. Let δ_b(ε) be the hockey-stick curve (either direction) of T adaptive Poisson-sampled Gaussian steps with
-noise σ and shift √b (every step the same b). Then
+Statement. Let δ_b(ε) be the hockey-stick curve (either direction) of T adaptive Poisson-sampled Gaussian steps
+with noise σ and shift √b (every step the same b). Then
     (i)   b ↦ δ_b(ε) is nondecreasing on [0, 1];
     (ii)  for edges 0 = e_0 < e_1 < … < e_K ≤ 1, any S with S(x) ≥ P(b > x) (S nonincreasing, S(e_0) = 1) and any
           g_1 ≤ … ≤ g_K in [0, 1] with g_i ≥ δ_{e_i}(ε):

@@ -329,7 +329,8 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
     built is used and ``details["fixed_pld_time_limited"]`` is set.
     """
     if not isinstance(event, FixedProjectionEvent):
-        raise UnsupportedEventError(f"fixed_projection_pld_epsilon needs a FixedProjectionEvent, got {event_name(event)}")
+        raise UnsupportedEventError("fixed_projection_pld_epsilon needs a FixedProjectionEvent, got "
+                                    f"{event_name(event)}")
     delta = check_real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     nb = check_choice("neighboring", neighboring, ("add_remove", "replace_one"))
     buckets = check_int("buckets", buckets, minimum=1)
