@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lowrankdp import accounting as A
 from lowrankdp.accounting.audit import hockey_stick, simulate_privacy_loss
+from lowrankdp.accounting.pld import fixed_projection_pld_epsilon
 from lowrankdp.metrics import epsilon_lower_bound
 from lowrankdp.provenance import provenance
 
@@ -58,6 +59,8 @@ def accountant(s: dict, claim: str) -> dict:
         out = {"rdp": A.RdpAccountant(n_lambda_samples=20000).compose(events[claim]).get_epsilon(delta)}
         if claim in ("none", "fresh"):
             out["pld"] = A.PldAccountant(value_discretization_interval=1e-3).compose(events[claim]).get_epsilon(delta)
+        else:  # fixed projection: the b-mixture of exact plain-run PLDs (docs/theory.md §4.7)
+            out["pld"] = fixed_projection_pld_epsilon(events[claim], delta, value_discretization_interval=1e-3)[0]
     return out
 
 
@@ -103,16 +106,17 @@ def main() -> None:
         "`δ̂(ε)` = hockey-stick divergence at the accountant's ε (± 1 se). A claim is *contradicted* when "
         "`lb > ε` or `δ̂ − 3 se > δ`.",
         "",
-        "| d | r | z | T | δ | projection | ΔV scenario | assumption holds | claim audited | ε (RDP) | ε (PLD) | lb (95 %) | δ̂(ε_RDP) ± se | contradicted |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| d | r | z | T | δ | projection | ΔV scenario | assumption holds | claim audited | ε (RDP) | ε (PLD) | lb (95 %) | δ̂(ε_RDP) ± se | δ̂(ε_PLD) ± se | contradicted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s, c = r["setting"], r["checks"]
         pld = f"{c['pld']['epsilon']:.3f}" if "pld" in c else "–"
+        pld_d = f"{c['pld']['delta_hat']:.2e} ± {c['pld']['se']:.1e}" if "pld" in c else "–"
         lines.append(
             f"| {s['d']} | {s['r']} | {s['z']} | {s['T']} | {s['delta']:g} | {r['projection']} | {r['scenario']} | "
             f"{'yes' if r['assumption_holds'] else '**no**'} | {r['claim']} | {c['rdp']['epsilon']:.3f} | {pld} | "
-            f"{r['epsilon_lower_bound_95']:.3f} | {c['rdp']['delta_hat']:.2e} ± {c['rdp']['se']:.1e} | "
+            f"{r['epsilon_lower_bound_95']:.3f} | {c['rdp']['delta_hat']:.2e} ± {c['rdp']['se']:.1e} | {pld_d} | "
             f"{'**yes**' if any(v['contradicted'] for v in c.values()) else 'no'} |")
     lines += [
         "",

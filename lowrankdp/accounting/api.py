@@ -177,9 +177,10 @@ def _accountant(accountant: str, neighboring: str):
 def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int, delta: float, d=None,
                    r: int | None = None, projection: str = "none", accountant: str = "rdp",
                    neighboring: str = "add_remove", span_dim: int = 1,
-                   pld_interval: float = 1e-4) -> EpsilonResult:
+                   pld_interval: float = 1e-4, pld_buckets: int = 128) -> EpsilonResult:
     """The smallest valid ε among the RDP accountant, the PLD accountant (``accountant="pld"``, where it
-    supports the event; discretisation interval ``pld_interval``, pessimistic at any value) and the Gaussian
+    supports the event; discretisation interval ``pld_interval``, pessimistic at any value; the fixed
+    projection's b-mixture with ``pld_buckets`` buckets, an upper bound at any count) and the Gaussian
     limit, with the source and the kind (bound / estimate)."""
     z, q, t, dl, proj, acc, nb = _validate(noise_multiplier, sampling_rate, steps, delta, d, r, projection,
                                            accountant, neighboring, span_dim)
@@ -210,7 +211,22 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
             from .pld import PldAccountant
 
             pacc = PldAccountant(neighboring=nb, value_discretization_interval=pld_interval)
-            if pacc.supports(ev):
+            if proj == "fixed" and nb == "add_remove" and t * pld_interval > 100 * cands["rdp"]:
+                # pessimistic discretisation drifts by up to one interval per step: far past the RDP value the PLD
+                # cannot win and its composition grows with T (z = 1e5, T = 1e8: 205 s for one bucket)
+                notes.append(f"fixed-projection PLD skipped: steps x interval = {t * pld_interval:.3g} exceeds "
+                             f"100 x the RDP epsilon {cands['rdp']:.3g} (discretisation drift); the RDP value is "
+                             "reported")
+            elif proj == "fixed" and nb == "add_remove":
+                from .pld import fixed_projection_pld_epsilon
+
+                cands["pld"], fdet = fixed_projection_pld_epsilon(ev, dl, value_discretization_interval=pld_interval,
+                                                             buckets=pld_buckets)
+                details.update(fdet)
+                if fdet.get("fixed_pld_time_limited"):
+                    notes.append(f"fixed-projection PLD: {fdet['fixed_pld_buckets']} buckets of b instead of "
+                                 f"{pld_buckets} (time limit; still an upper bound, less tight)")
+            elif pacc.supports(ev):
                 cands["pld"] = float(pacc.compose(ev).get_epsilon(dl))
                 if pacc.notes:
                     notes.extend(pacc.notes)
@@ -237,7 +253,8 @@ def epsilon(*, noise_multiplier: float, sampling_rate: float, steps: int, delta:
     ``d`` (int or list of layer dimensions; the worst case is used) and ``r`` are required for every
     projection other than ``"none"``. ``span_dim`` (fixed projection): how many directions the projected
     side of one example's gradient spans (tokens per record); ``k + r > d`` leaves no amplification.
-    ``accountant="pld"`` adds the PLD accountant for ``"none"`` and ``"fresh"`` (others: RDP only).
+    ``accountant="pld"`` adds the PLD accountant for ``"none"``, ``"fresh"`` and ``"fixed"`` (fixed: the
+    mixture over the shared b of exact plain-run PLDs, add-remove only; ``"high_probability"``: RDP only).
     Returns the smallest valid upper bound among the accountants and the Gaussian limit
     (:func:`epsilon_result` says which); ε = 0 only when the mechanism is exactly (0, δ)-DP. The fixed
     projection holds under :data:`FIXED_PROJECTION_ASSUMPTION`.
@@ -260,6 +277,8 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
     ``max_noise_multiplier``, a target that needs more noise raises ``ValueError`` naming ``target_epsilon``
     and the smallest ε reachable with that much noise. ``time_limit_s`` (default: none for RDP, 10 s for PLD)
     stops the root-finder early; the noise returned still meets the target (it is then less tight).
+    The fixed-projection PLD searches with 32 buckets at the coarse interval and is re-checked at those
+    settings (a valid upper bound at any setting).
     """
     target = check_real("target_epsilon", target_epsilon, lo=0.0, lo_open=True)
     if time_limit_s is None:
@@ -280,14 +299,18 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
     def eps(z: float) -> float:
         t0 = time.monotonic()
         if acc == "pld":
-            out = epsilon_result(noise_multiplier=z, pld_interval=1e-3, **kw).epsilon
+            out = epsilon_result(noise_multiplier=z, pld_interval=1e-3, pld_buckets=32, **kw).epsilon
         else:
             out = epsilon(noise_multiplier=z, **kw)
         last[0] = time.monotonic() - t0
         return out
 
-    def out_of_time() -> bool:  # would one more evaluation pass the deadline?
-        return time.monotonic() + last[0] > deadline
+    # the fixed-projection PLD is re-checked at the search's own (coarse, still pessimistic) settings: one more
+    # evaluation is reserved for it
+    coarse_final = acc == "pld" and proj == "fixed" and nb == "add_remove"
+
+    def out_of_time() -> bool:  # would one more evaluation (two with coarse_final) pass the deadline?
+        return time.monotonic() + last[0] * (2 if coarse_final else 1) > deadline
 
     # z at which the zCDP form of the Gaussian limit equals the target: an upper end that always meets it.
     s = 2.0 if nb == "replace_one" else 1.0
@@ -362,7 +385,8 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
             if side == -1 and math.isfinite(f_hi):
                 f_hi /= 2
             side = -1
-    final = epsilon(noise_multiplier=z_hi, **kw)  # re-check with a fresh accountant at the default settings
+    # re-check with a fresh accountant at the default settings (fixed-projection PLD: at the search's settings)
+    final = eps(z_hi) if coarse_final else epsilon(noise_multiplier=z_hi, **kw)
     if acc == "pld" and not final <= target:  # the coarse search point fails at the fine interval: RDP's answer
         return z_rdp
     if not final <= target:  # pragma: no cover - defensive, the invariant guarantees it

@@ -22,6 +22,7 @@ stochastic, not convex-order, domination).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from .events import (
 )
 from .projection import shared_variable
 
-__all__ = ["PldAccountant"]
+__all__ = ["PldAccountant", "fixed_projection_pld_epsilon"]
 
 _BULK = np.linspace(0.0, 1.0, 33)[1:-1]
 _TAIL = 1.0 - 10.0 ** (-np.arange(3, 29) / 2.0)
@@ -71,7 +72,8 @@ def _check_pld(event: object, neighboring: str) -> None:
     if isinstance(event, (FixedProjectionEvent, HighProbabilityProjectionEvent)):
         raise UnsupportedEventError(
             f"PldAccountant does not support {event_name(event)} (one projection shared by all steps couples "
-            "the steps, so the PLD does not compose); use accountant='rdp'"
+            "the steps, so the PLD does not compose step by step); for a fixed projection with "
+            "neighboring='add_remove' use fixed_projection_pld_epsilon, otherwise accountant='rdp'"
         )
     raise UnsupportedEventError(f"PldAccountant does not support {event_name(event)}")
 
@@ -231,7 +233,7 @@ class PldAccountant:
         finally:
             self.value_discretization_interval = requested
 
-    def _get_epsilon(self, delta: float) -> float:
+    def _total(self):
         from dp_accounting.pld import privacy_loss_distribution as pld
 
         total = pld.identity(self.value_discretization_interval)
@@ -240,5 +242,176 @@ class PldAccountant:
                 continue
             p = self._pld(ev)
             total = total.compose(p.self_compose(count) if count > 1 else p)
-        eps = float(total.get_epsilon_for_delta(delta))
+        return total
+
+    def get_pld(self, delta: float):
+        """The composed (pessimistic) ``PrivacyLossDistribution``, at the interval :meth:`get_epsilon` would use
+        for ``delta``."""
+        delta = check_real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        requested = self.value_discretization_interval
+        self.value_discretization_interval = self._bounded_interval(delta)
+        try:
+            return self._total()
+        finally:
+            self.value_discretization_interval = requested
+
+    def _get_epsilon(self, delta: float) -> float:
+        eps = float(self._total().get_epsilon_for_delta(delta))
         return max(0.0, eps)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fixed projection (docs/theory.md §4.4, §4.7). Given the one projection A, the shared retained fraction
+# b (an upper bound of it, see FIXED_PROJECTION_ASSUMPTION) is the same at every step, so the whole run is
+# the plain run with sensitivity √b: its hockey-stick curve δ_b(ε) composes exactly (PLD). Mixing over A
+# cannot increase a hockey-stick divergence (joint convexity; equality when A is public), so
+# δ(ε) ≤ E_b[δ_b(ε)], separately for the "remove" and "add" directions. δ_b is nondecreasing in b (the
+# post-processing kernel of the module docstring, applied at every step), so with edges
+# 0 = e_0 < … < e_K = t and S(x) ≥ P(b > x):
+#     E_b[δ_b] ≤ δ_{e_1} + Σ_{i=1}^{K−1} (δ_{e_{i+1}} − δ_{e_i}) S(e_i) + (1 − δ_{e_K}) S(e_K)
+# (Abel summation of Σ_i P(b ∈ (e_{i−1}, e_i]) δ_{e_i} + P(b > t)·1; every coefficient of S is ≥ 0, so an
+# upper S — the net bound for span_dim > 1 — keeps it an upper bound). Proofs:
+# proofs_check/test_accounting_pld_mixture.py, proofs_check/test_accounting_pld_bucketing.py.
+# ---------------------------------------------------------------------------------------------------
+_FIXED_TAIL_FRACTION = 1e-3  # P(b > t) ≤ 1e−3·δ: the mass above the last edge is counted with δ_b = 1
+_SF_PAD = 1e-10  # relative padding of the computed survival function (float error of betaincc, upward)
+
+
+def _scaled(event: DpEvent, factor: float) -> DpEvent:
+    """``event`` with every Gaussian's sensitivity multiplied by ``factor`` ≤ 1 (noise ``z/factor``, rounded
+    down: less noise, so the PLD errs upward)."""
+    if factor == 1.0:
+        return event
+    if isinstance(event, GaussianEvent):
+        z = event.noise_multiplier
+        return GaussianEvent(math.inf if factor == 0 else float(np.nextafter(z / factor, 0.0)))
+    if isinstance(event, PoissonSampledEvent):
+        return PoissonSampledEvent(event.sampling_probability, _scaled(event.event, factor))
+    if isinstance(event, SelfComposedEvent):
+        return SelfComposedEvent(_scaled(event.event, factor), event.count)
+    if isinstance(event, ComposedEvent):
+        return ComposedEvent(tuple(_scaled(e, factor) for e in event.events))
+    raise UnsupportedEventError(f"fixed-projection PLD: {event_name(event)} inside the projection is not "
+                                "supported (Gaussian and Poisson-sampled Gaussian steps only)")
+
+
+def _check_fixed_inner(event: DpEvent) -> None:
+    if isinstance(event, GaussianEvent):
+        return
+    if isinstance(event, PoissonSampledEvent) and isinstance(event.event, GaussianEvent):
+        return
+    if isinstance(event, SelfComposedEvent):
+        return _check_fixed_inner(event.event)
+    if isinstance(event, ComposedEvent):
+        for e in event.events:
+            _check_fixed_inner(e)
+        return
+    raise UnsupportedEventError(f"fixed-projection PLD: {event_name(event)} inside the projection is not "
+                                "supported (Gaussian and Poisson-sampled Gaussian steps only)")
+
+
+def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, neighboring: str = "add_remove",
+                                 value_discretization_interval: float = 1e-4, buckets: int = 128,
+                                 rel_tol: float = 1e-6, time_limit_s: float = 8.0) -> tuple[float, dict]:
+    """Upper bound on ε(δ) for ``event`` (one projection for all steps) by the b-mixture of exact PLDs.
+
+    Returns ``(ε, details)``. The law of b is that of the RDP accountant (:func:`shared_variable`: Beta, max of
+    Betas, or the net bound for ``span_dim > 1``). Edges ``e_i = t·(i/K)²`` (uniform in the sensitivity √b),
+    ``K = buckets``, ``t`` with ``P(b > t) ≤ 1e−3·δ``; each ``δ_{e_i}`` is dp_accounting's pessimistic PLD of
+    the plain run at sensitivity ``√e_i`` (an upper bound), made nondecreasing in ``i`` by a running maximum
+    (still an upper bound). ε is the right end of a bisection on the (nonincreasing) bound, stopped at
+    relative width ``rel_tol``. Every approximation errs upward: edges rounded up, noise rounded down,
+    pessimistic discretisation, survival function padded up, tail counted with δ = 1. ``neighboring`` must be
+    ``"add_remove"`` (replace-one: two directions per step, use the RDP accountant).
+
+    Time: the PLDs are built for nested grids ``K = buckets/2^m`` (coarsest first; every level is a valid bound
+    and a finer one is never looser); when the next level would pass ``0.75·time_limit_s`` the finest level
+    built is used and ``details["fixed_pld_time_limited"]`` is set.
+    """
+    if not isinstance(event, FixedProjectionEvent):
+        raise UnsupportedEventError("fixed_projection_pld_epsilon needs a FixedProjectionEvent, got "
+                                    f"{event_name(event)}")
+    delta = check_real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    nb = check_choice("neighboring", neighboring, ("add_remove", "replace_one"))
+    buckets = check_int("buckets", buckets, minimum=1)
+    time_limit_s = check_real("time_limit_s", time_limit_s, lo=0.0, lo_open=True, allow_inf=True)
+    start = time.monotonic()
+    if nb == "replace_one":
+        raise UnsupportedEventError("fixed-projection PLD supports neighboring='add_remove' only (a replaced "
+                                    "record moves the output in two directions; use accountant='rdp')")
+    _check_fixed_inner(event.event)
+    var = shared_variable(d=event.d, r=event.r, span_dim=event.span_dim, unprojected=event.unprojected)
+
+    def plain_pld(factor: float, interval: float):
+        acc = PldAccountant(nb, value_discretization_interval=interval)
+        acc.compose(_scaled(event.event, factor))
+        return acc._total()
+
+    # one discretisation interval for every bucket: the one PldAccountant would use for the unprojected run
+    # (b = 1: the widest loss range, so the coarsest; pessimistic at any interval, so still an upper bound)
+    probe = PldAccountant(nb, value_discretization_interval=value_discretization_interval).compose(event.event)
+    interval = probe._bounded_interval(delta)
+    if var.kind == "one":
+        eps = float(max(0.0, plain_pld(1.0, interval).get_epsilon_for_delta(delta)))
+        return eps, {"fixed_pld_law": "one", "fixed_pld_buckets": 0, "fixed_pld_interval": interval}
+    tail = _FIXED_TAIL_FRACTION * delta
+    if var.kind == "net":
+        t = var.net_upper_quantile(tail)
+
+        def sf(x):
+            return var.net_sf_array(np.asarray(x, float))
+    else:
+        t = var.upper_quantile(tail)
+        sf = var.sf_array
+    t = float(min(1.0, t))
+    fine = t * (np.arange(1, buckets + 1) / buckets) ** 2  # edge j (1-based) of the finest grid
+    fine[-1] = t
+    levels = sorted({buckets // 2**m for m in range(buckets.bit_length()) if buckets % 2**m == 0})
+    built: dict = {}  # finest-grid index j -> PLD at sensitivity √fine[j−1]
+    level, limited = levels[0], False
+    for i, k in enumerate(levels):
+        idx = [j * (buckets // k) for j in range(1, k + 1)]
+        t0 = time.monotonic()
+        new = [j for j in idx if j not in built]
+        for j in new:
+            built[j] = plain_pld(math.sqrt(fine[j - 1]), interval)
+        level = k
+        per = (time.monotonic() - t0) / max(len(new), 1)
+        if i + 1 < len(levels):
+            ahead = (levels[i + 1] - k) * per
+            if time.monotonic() - start + ahead > 0.75 * time_limit_s:
+                limited = True
+                break
+    idx = [j * (buckets // level) for j in range(1, level + 1)]
+    edges = fine[np.array(idx) - 1]
+    plds = [built[j] for j in idx]
+    s = np.minimum(1.0, np.asarray(sf(edges), float) * (1 + _SF_PAD))
+    s[edges >= 1.0] = 0.0
+
+    def bound(eps: float) -> float:
+        worst = 0.0
+        for side in ("_pmf_remove", "_pmf_add"):
+            dl = np.array([float(getattr(p, side).get_delta_for_epsilon(eps)) for p in plds])
+            dl = np.maximum.accumulate(np.clip(dl, 0.0, 1.0))
+            val = dl[0] + float(np.sum(np.diff(dl) * s[:-1])) + (1.0 - dl[-1]) * s[-1]
+            worst = max(worst, val)
+        return worst
+
+    details = {"fixed_pld_law": var.kind, "fixed_pld_buckets": level, "fixed_pld_top": t,
+               "fixed_pld_tail_mass": float(s[-1]), "fixed_pld_time_limited": limited,
+               "fixed_pld_interval": interval}
+    if bound(0.0) <= delta:
+        return 0.0, details
+    hi = max(float(plds[-1].get_epsilon_for_delta(delta / 2)), 1e-6)
+    while bound(hi) > delta:
+        hi *= 2.0
+        if hi > 1e6:
+            return math.inf, details
+    lo = 0.0
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        if bound(mid) <= delta:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi), details

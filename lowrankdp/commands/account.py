@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                    help="fixed projection: directions spanned by one example's projected side (e.g. tokens per "
                         "record); default 1 (rank one)")
     p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp",
-                   help="rdp (default) or pld (dp_accounting, pessimistic; none/fresh only, RDP shown as well)")
+                   help="rdp (default) or pld (dp_accounting, pessimistic; none, fresh and add-remove fixed; RDP "
+                        "shown as well)")
     p.add_argument("--neighboring", choices=("add_remove", "replace_one"), default="add_remove")
     p.add_argument("--max-noise-multiplier", type=float, default=None,
                    help="with --target-epsilon: refuse (before any calibration) a target that needs more noise")
