@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--results-dir", default=None,
                    help="where gpu_*.md/.json go (default docs/results; --dry-run: WORK/results)")
     p.add_argument("--copy-to", default=None,
-                   help="also write gpu_check_results.tar.gz, gpu_check_summary.txt and gpu_check.md here")
+                   help="also write gpu_check_results.tar.gz, gpu_check_summary.txt and the check's Markdown page here")
     p.add_argument("--json", action="store_true", help="print the result document as JSON instead of the summary")
     p.set_defaults(func=_run)
 

@@ -10,7 +10,7 @@ Stages, each in its own process with a time limit, each failure recorded without
 4. ``pretrain``, ``sweep``, ``replication-report`` — a pythia-70m-shaped base pretrained on the device, the
    ``gpu`` sweep preset on it (thousands of records, DP batches of 1,024), attacks and exposure;
 
-then ``docs/results/gpu_check.md/.json`` and a one-screen summary. ``mode="dry"`` runs the same stages on
+then the ``gpu_check`` page (Markdown and JSON) in ``docs/results`` and a one-screen summary. ``mode="dry"`` runs the same stages on
 the CPU at toy sizes (``tests/test_gpu_check.py``).
 
     from lowrankdp.gpu_check import run_check

@@ -28,13 +28,15 @@ from typing import Any, Callable, Sequence, TextIO
 
 from ..models.recipe import METADATA_FILE
 from .plan import STAGES, CheckPlan, plan_for
+from .summary import BENCH_PAGE, PAGE, REPLICATION_PAGE
 
 __all__ = ["StageResult", "run_command", "run_check", "gpu_test_files", "REPO_ROOT", "RESULT_FILES"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: files (or folders) under the results directory that a check writes
-RESULT_FILES = ("gpu_check.md", "gpu_check.json", "gpu_finetune_benchmark.md", "gpu_finetune_benchmark.json",
-                "gpu_replication.md", "gpu_replication.json", "gpu_replication_report")
+#: what the check writes into docs/results (each page as .md and .json, plus the sweep report folder)
+RESULT_FILES = tuple(f"{stem}.{ext}" for stem in (PAGE, BENCH_PAGE, REPLICATION_PAGE) for ext in ("md", "json")) + (
+    "gpu_replication_report",)
 
 
 @dataclass
@@ -274,7 +276,7 @@ class _Check:
                "stages": [s.to_dict() for s in self.stages]}
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "gpu_check.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-        (self.results / "gpu_check.md").write_text(render_markdown(doc), encoding="utf-8")
+        (self.results / f"{PAGE}.md").write_text(render_markdown(doc), encoding="utf-8")
         doc["screen"] = render_screen(doc, results_dir=self.results)
         return doc
 
@@ -320,8 +322,8 @@ def _pack(doc: dict[str, Any], *, results_dir: Path, work_dir: Path, copy_to: Pa
                 tar.add(p, arcname=f"logs/{p.name}")
     txt = copy_to / "gpu_check_summary.txt"
     txt.write_text(doc["screen"] + "\n", encoding="utf-8")
-    md = copy_to / "gpu_check.md"
-    shutil.copyfile(results_dir / "gpu_check.md", md)
+    md = copy_to / f"{PAGE}.md"
+    shutil.copyfile(results_dir / f"{PAGE}.md", md)
     return [tar_path, txt, md]
 
 
@@ -333,7 +335,7 @@ def run_check(*, mode: str = "gpu", work_dir: str | os.PathLike = "runs/gpu_chec
 
     ``work_dir`` is emptied first (base model, sweep, logs). ``results_dir`` (default ``docs/results`` for
     ``gpu``, ``WORK/results`` for ``dry``) receives ``gpu_*.md/.json``. ``copy_to`` also receives
-    ``gpu_check_results.tar.gz``, ``gpu_check_summary.txt`` and ``gpu_check.md``. Raises ``ValueError`` for a
+    ``gpu_check_results.tar.gz``, ``gpu_check_summary.txt`` and the check's Markdown page. Raises ``ValueError`` for a
     bad argument, or when ``mode="gpu"`` finds no CUDA device (after the setup stage).
     """
     plan = plan_for(mode, budget_s=budget_s)

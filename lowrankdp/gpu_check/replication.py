@@ -7,7 +7,7 @@
 pretrained base and the plan's overrides, and runs it with :func:`lowrankdp.sweep.run_sweep` (each run in
 its own process, cut at ``execution.timeout_s``). ``report`` works on whatever finished — also after the
 sweep was cut — writing the sweep's own report (:func:`lowrankdp.sweep.write_report`) to
-``RESULTS/gpu_replication_report/`` and a compact table to ``RESULTS/gpu_replication.md`` / ``.json``: per
+``RESULTS/gpu_replication_report/`` and a compact table to the ``gpu_replication`` page in ``RESULTS`` (Markdown and JSON): per
 run (from its ``result.json``, :func:`lowrankdp.results.read_record`) its target ε, calibrated σ, ε, utility,
 sensitive-token loss, memorisation gap, canary exposure and the LOSS attack's AUC with its bootstrap CI and
 certified ε lower bound, grouped by target ε; the matched pairs (DP-LoRA vs DP-LoRA-FA, compressed DP-SGD vs
@@ -236,7 +236,8 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, Any] | None, meta: dict
 
 def write_replication(sweep_dir: str | Path, *, base_dir: str | Path | None, results_dir: str | Path,
                       meta: dict[str, Any]) -> dict[str, Any]:
-    """Write the sweep report and ``gpu_replication.md/.json`` into ``results_dir``; returns the JSON object."""
+    """Write the sweep report and the ``gpu_replication`` page (Markdown, JSON) into ``results_dir``; returns the JSON
+    object."""
     from lowrankdp.sweep import write_report
 
     results = Path(results_dir)

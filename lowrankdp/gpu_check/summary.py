@@ -1,10 +1,13 @@
-"""The GPU check's result page (``gpu_check.md``) and its one-screen console summary. Core layer."""
+"""The GPU check's result page (``gpu_check``, Markdown) and its one-screen console summary. Core layer."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Any
+
+#: the pages the check writes (stems: each is written as Markdown and as JSON)
+PAGE, BENCH_PAGE, REPLICATION_PAGE = "gpu_check", "gpu_finetune_benchmark", "gpu_replication"
 
 __all__ = ["render_markdown", "render_screen"]
 
@@ -79,7 +82,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 "|---|---|---|---|---|---|"]
         out += [f"| {mod} | {x['row']} | {x['baseline']} | {fmt_value(x['ratio'], '.2f')} | ≤ {x['limit']} | {x['verdict']} |"
                 for mod, x in t]
-        out += ["", "Details, FLOPs, memory and profiles: [gpu_finetune_benchmark.md](gpu_finetune_benchmark.md)."]
+        out += ["", f"Details, FLOPs, memory and profiles: [{BENCH_PAGE}.md]({BENCH_PAGE}.md)."]
     runs = _runs(doc)
     if runs:
         out += ["", "## GPU-scale comparison", "",
@@ -91,7 +94,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
                        f"{fmt_value(r.get('utility_loss'), '.3f')} | {fmt_value(r.get('sensitive_loss'), '.3f')} | "
                        f"{fmt_value(r.get('memorization_gap'), '.3f')} | {fmt_value(r.get('exposure_bits'), '.2f')} | "
                        f"{fmt_value(r.get('loss_auc'), '.3f')} |")
-        out += ["", "Details, CIs and findings: [gpu_replication.md](gpu_replication.md)."]
+        out += ["", f"Details, CIs and findings: [{REPLICATION_PAGE}.md]({REPLICATION_PAGE}.md)."]
     return "\n".join(out) + "\n"
 
 
@@ -121,5 +124,5 @@ def render_screen(doc: dict[str, Any], *, results_dir: Path) -> str:
                          f"{fmt_value(r.get('exposure_bits'), '.2f'):>9}{fmt_value(r.get('loss_auc'), '.3f'):>7}")
     n_ok = sum(s["status"] == "ok" for s in doc["stages"])
     lines.append(f"{n_ok}/{len(doc['stages'])} stages ok in {doc['total_s']:.0f} s (budget {doc['budget_s']:.0f} s); "
-                 f"results: {results_dir}/gpu_check.md")
+                 f"results: {results_dir}/{PAGE}.md")
     return "\n".join(lines)
