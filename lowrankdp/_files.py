@@ -39,14 +39,7 @@ def check_output_file(path: str | os.PathLike, *, name: str) -> Path:
         raise ValueError(f"{name} must be a file path, got the directory {p}")
     if p.exists() and not p.is_file():
         raise ValueError(f"{name} must be a regular file path, got {p} (a device, FIFO or socket)")
-    parent = p.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{p.name}{TEMP_MARK}probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"{name} {p}: cannot write a file there ({exc.strerror or exc})") from None
+    _probe(p.parent, f".{p.name}{TEMP_MARK}probe-", f"{name} {p}: cannot write a file there")
     return p
 
 
@@ -59,14 +52,19 @@ def check_output_dir(path: str | os.PathLike, *, name: str) -> Path:
     p = Path(path)
     if os.path.lexists(p) and not p.is_dir():
         raise ValueError(f"{name} must be a directory, got {p}, which is not one")
+    _probe(p, f"{TEMP_MARK}probe-", f"{name} {p}: cannot write there")
+    return p
+
+
+def _probe(directory: Path, prefix: str, message: str) -> None:
+    """Create ``directory`` if needed and a probe file in it (removed again); ``ValueError(message)`` if not."""
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=p, prefix=f"{TEMP_MARK}probe-")
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=prefix)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ValueError(f"{name} {p}: cannot write there ({exc.strerror or exc})") from None
-    return p
+        raise ValueError(f"{message} ({exc.strerror or exc})") from None
 
 
 def pid_alive(pid: int) -> bool:
