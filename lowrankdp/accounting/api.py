@@ -156,8 +156,8 @@ def dpsgd_event(*, noise_multiplier: float, sampling_rate: float, steps: int, d=
     proj = check_choice("projection", projection, PROJECTIONS)
     g = GaussianEvent(noise_multiplier)
     if proj == "fresh":
-        return SelfComposedEvent(PoissonSampledEvent(sampling_rate, FreshProjectedGaussianEvent(noise_multiplier, d, r)),
-                                 steps)
+        return SelfComposedEvent(PoissonSampledEvent(sampling_rate, FreshProjectedGaussianEvent(
+            noise_multiplier, d, r, span_dim=span_dim)), steps)
     plain = SelfComposedEvent(PoissonSampledEvent(sampling_rate, g), steps)
     if proj == "none":
         return plain
@@ -206,6 +206,7 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         details = {k: v for k, v in racc.details.items() if k in ("delta_M", "fixed_truncation", "fixed_law",
+                                                                   "fresh_truncation",
                                                                    "high_probability_q_M", "orders_evaluated")}
         if acc == "pld":
             from .pld import PldAccountant
@@ -251,8 +252,10 @@ def epsilon(*, noise_multiplier: float, sampling_rate: float, steps: int, delta:
     """ε after ``steps`` DP-SGD steps at noise multiplier ``z`` and Poisson rate ``q``, for target ``delta``.
 
     ``d`` (int or list of layer dimensions; the worst case is used) and ``r`` are required for every
-    projection other than ``"none"``. ``span_dim`` (fixed projection): how many directions the projected
-    side of one example's gradient spans (tokens per record); ``k + r > d`` leaves no amplification.
+    projection other than ``"none"``. ``span_dim``: how many directions the projected side of one example's
+    gradient spans (tokens per record for a weight matrix projected on its input side). Fixed projection:
+    ``k + r > d`` leaves no amplification. Fresh projection: the ₁F₁ bound holds for any span; the tighter
+    truncated moment (docs/theory.md §4.8) and the PLD use ``span_dim`` (default one: rank one).
     ``accountant="pld"`` adds the PLD accountant for ``"none"``, ``"fresh"`` and ``"fixed"`` (fixed: the
     mixture over the shared b of exact plain-run PLDs, add-remove only; ``"high_probability"``: RDP only).
     Returns the smallest valid upper bound among the accountants and the Gaussian limit
@@ -433,10 +436,12 @@ def epsilon_report(*, noise_multiplier: float, sampling_rate: float, steps: int,
         out["assumptions"][proj] = assumption
         if res.notes:
             out["notes"][proj] = " ".join(res.notes)
-        if proj in ("fixed", "high_probability") and "delta_M" in res.details:
+        if proj in ("fixed", "high_probability", "fresh") and "delta_M" in res.details:
             det = {"delta_M": res.details["delta_M"]}
             if proj == "high_probability":
                 det["q_M"] = res.details.get("high_probability_q_M")
+            elif proj == "fresh":
+                det["truncation"] = res.details.get("fresh_truncation")
             else:
                 det["truncation"] = res.details.get("fixed_truncation")
                 det["law"] = res.details.get("fixed_law")

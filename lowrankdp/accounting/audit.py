@@ -2,11 +2,13 @@
 
 IMPORTANT (conventions, stated once): the neighbouring pair is add/remove of one record whose clipped
 contribution is ``ΔV ∈ R^{d×m}`` with ``‖ΔV‖_F = C = 1``; world ``"out"`` releases from ``V = 0``, world
-``"in"`` from ``V = ΔV``. The mechanism is M2 (docs/theory.md §4.1), unsampled (``q = 1``), run for ``T`` steps:
-``Z_t = A_t (V + E_t)`` with ``E_t`` i.i.d. ``N(0, σ²)`` entries, ``σ = z``, and ``A_t ∈ R^{r×d}`` with i.i.d.
+``"in"`` from ``V = ΔV``. The mechanism is M2 (docs/theory.md §4.1), run for ``T`` steps:
+``Z_t = A_t (V_t + E_t)`` with ``E_t`` i.i.d. ``N(0, σ²)`` entries, ``σ = z``, ``V_t = ΔV`` with probability ``q``
+(Poisson sampling; ``q = 1``: unsampled) in world "in" and ``0`` in world "out", and ``A_t ∈ R^{r×d}`` with i.i.d.
 ``N(0, 1/r)`` entries — fresh each step (``"fresh"``), one for all steps (``"fixed"``), or the identity
 (``"none"``). The adversary sees every ``A_t`` and ``Z_t``. The score is the exact log-likelihood ratio
-``L = log p_in(out)/p_out(out)`` of the whole transcript (the Neyman–Pearson optimal attack), so
+``L = log p_in(out)/p_out(out)`` of the whole transcript (the Neyman–Pearson optimal attack; with sampling, each
+step contributes ``log(1 − q + q·e^{ℓ_t})`` where ``ℓ_t`` is the Gaussian log-likelihood ratio given ``A_t``), so
 **higher score = more likely "in"** (a member).
 
 From samples of ``L`` in both worlds we report (i) an ε lower bound at the target δ with a Clopper–Pearson
@@ -73,7 +75,7 @@ def _delta_v(scenario: str, A: np.ndarray, d: int, m: int, k: int, rng_fixed: np
 
 def simulate_privacy_loss(*, d: int, r: int, noise_multiplier: float, steps: int, n: int, projection: str,
                           scenario: str = "rank_one", world: str = "in", m: int = 2, span_k: int = 2,
-                          seed: int = 0, chunk: int = 4096) -> np.ndarray:
+                          seed: int = 0, chunk: int = 4096, sampling_rate: float = 1.0) -> np.ndarray:
     """``n`` samples of the exact privacy loss ``L = log p_in/p_out`` of the transcript, drawn in ``world``.
 
     Runs the mechanism itself: draws ``A_t``, ``E_t``, forms ``Z_t = A_t(V + E_t)`` and evaluates the
@@ -87,6 +89,7 @@ def simulate_privacy_loss(*, d: int, r: int, noise_multiplier: float, steps: int
     projection = check_choice("projection", projection, ("none", "fresh", "fixed"))
     scenario = check_choice("scenario", scenario, SCENARIOS)
     world = check_choice("world", world, ("in", "out"))
+    q = check_real("sampling_rate", sampling_rate, lo=0.0, hi=1.0, lo_open=True)
     rng = np.random.default_rng(seed)
     rng_fixed = np.random.default_rng(10_000 + seed // 2)  # the fixed direction(s) x: same in both worlds
     out = np.empty(n)
@@ -106,13 +109,19 @@ def simulate_privacy_loss(*, d: int, r: int, noise_multiplier: float, steps: int
             if dv is None or projection == "fresh" and scenario in ("in_rowspace", "span"):
                 dv = _delta_v(scenario, A if projection != "none" else np.broadcast_to(np.eye(d), (nb, d, d)),
                               d, m, span_k, np.random.default_rng(10_000 + seed // 2))
-            V = dv if world == "in" else np.zeros_like(dv)
+            if world == "out":
+                V = np.zeros_like(dv)
+            elif q < 1:
+                V = dv * (rng.random(nb) < q)[:, None, None]
+            else:
+                V = dv
             E = rng.standard_normal((nb, d, m)) * z
             Zt = A @ (V + E)  # the released output, (nb, r', m)
             Mt = A @ dv  # shift between the worlds given A
             cov = s2 * (A @ np.swapaxes(A, 1, 2))
             sol = np.linalg.solve(cov, Mt)  # (σ² A Aᵀ)^{-1} A ΔV
-            L += np.einsum("nij,nij->n", sol, Zt) - 0.5 * np.einsum("nij,nij->n", sol, Mt)
+            ell = np.einsum("nij,nij->n", sol, Zt) - 0.5 * np.einsum("nij,nij->n", sol, Mt)
+            L += ell if q == 1 else np.logaddexp(math.log1p(-q), math.log(q) + ell)
         out[start:start + nb] = L
     return out
 

@@ -42,7 +42,10 @@ FRESH_PROJECTION_ASSUMPTION = (
     "Fresh projection (docs/theory.md §4.3): a new projection A_t with i.i.d. N(0, 1/r) entries is drawn at "
     "every step, independently of the data (it may be published). Per-example differences may have any "
     "rank: b = ||P_A dV||^2/C^2 is dominated in convex order by Beta(r/2, (d-r)/2) (§4.2), which is "
-    "enough for the RDP bound. With several projected layers the smallest d is used (§4.2)."
+    "enough for the plain RDP bound (with several projected layers the smallest d is used). The tighter "
+    "truncated moment (§4.8: condition on b_t <= tau at every step, union bound over the steps) and the PLD "
+    "need the number of directions the projected side of one example's gradient spans: span_dim (default 1, "
+    "rank one; tokens per record for a weight matrix projected on its input side)."
 )
 
 FIXED_PROJECTION_ASSUMPTION = (
@@ -57,9 +60,10 @@ FIXED_PROJECTION_ASSUMPTION = (
 )
 
 FRESH_PLD_ASSUMPTION = (
-    "PLD with fresh projection: the mixture over b uses Beta(r/2, (d-r)/2) as the law of b, which "
-    "requires the per-example difference to be rank one (b <= Beta pointwise); for higher-rank "
-    "differences only convex order holds, which justifies the RDP bound but not the PLD one."
+    "PLD with fresh projection: the mixture over b needs a law that dominates b stochastically, not only in "
+    "convex order: Beta(r/2, (d-r)/2) for a rank-one difference (span_dim=1, the default), the net bound on "
+    "lambda_max of the span for span_dim=k > 1 (tokens per record). A span larger than the one passed "
+    "voids it; the plain RDP bound does not depend on the span."
 )
 
 HIGH_PROBABILITY_ASSUMPTION = (
@@ -117,14 +121,17 @@ class FreshProjectedGaussianEvent(DpEvent):
     """Compressed (M2) Gaussian step ``V ↦ A_tᵀ A_t (V + E)`` with a fresh projection ``A_t`` (docs/theory.md §4.1, §4.3).
 
     Given ``A_t`` it is a Gaussian mechanism with sensitivity ``C·√b``, ``b = ‖P_A ΔV‖²/C²``;
-    averaged over ``A_t`` the RDP is ``log ₁F₁(r/2; d/2; α(α−1)/(2z²))/(α−1)``. See
-    :data:`FRESH_PROJECTION_ASSUMPTION`.
+    averaged over ``A_t`` the RDP is ``log ₁F₁(r/2; d/2; α(α−1)/(2z²))/(α−1)`` (any rank of ``ΔV``).
+    ``span_dim``: how many directions the projected side of one example's difference spans (default one);
+    used by the truncated moment (docs/theory.md §4.8) and the PLD, which need stochastic domination of
+    ``b``. See :data:`FRESH_PROJECTION_ASSUMPTION`.
     """
 
     noise_multiplier: float
     d: Union[int, Sequence[int]]
     r: int
     unprojected: bool = False
+    span_dim: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "noise_multiplier", _check_nm(self.noise_multiplier))
@@ -133,6 +140,7 @@ class FreshProjectedGaussianEvent(DpEvent):
         object.__setattr__(self, "r", r)
         if not isinstance(self.unprojected, bool):
             raise ValueError(f"unprojected must be a bool, got {self.unprojected!r}")
+        object.__setattr__(self, "span_dim", check_int("span_dim", self.span_dim, minimum=1))
 
     @property
     def d_min(self) -> int:

@@ -137,13 +137,20 @@ class PldAccountant:
         from dp_accounting.pld import pld_pmf
         from dp_accounting.pld.privacy_loss_distribution import PrivacyLossDistribution
 
-        var = shared_variable(d=ev.d, r=ev.r, span_dim=1, unprojected=ev.unprojected)
+        # span_dim > 1: b ≤ the largest retained fraction of the record's k directions at this step, whose law is
+        # replaced by the stochastically larger union bound (kind "union"; the mixture uses stochastic domination
+        # of b, so a larger law keeps it an upper bound)
+        var = shared_variable(d=ev.d, r=ev.r, span_dim=ev.span_dim, unprojected=ev.unprojected, per_step=True)
         if var.kind == "one":
             return self._gaussian(ev.noise_multiplier, q, 1.0)
         probs = np.concatenate([_BULK, _TAIL])
-        edges = np.unique(np.concatenate([[0.0], [var.upper_quantile(1 - p) if p < 0.5 else
-                                                  var.upper_quantile(1 - p) for p in probs], [1.0]]))
-        sfs = np.array([var.sf(t) if 0 < t < 1 else (1.0 if t <= 0 else 0.0) for t in edges])
+        if var.kind == "union":
+            edges = np.unique(np.concatenate([[0.0], [var.bound_upper_quantile(1 - p) for p in probs], [1.0]]))
+            sfs = np.where(edges >= 1.0, 0.0, np.minimum(var.bound_sf_array(edges) * (1 + 1e-10), 1.0))
+            sfs[0] = 1.0
+        else:
+            edges = np.unique(np.concatenate([[0.0], [var.upper_quantile(1 - p) for p in probs], [1.0]]))
+            sfs = np.array([var.sf(t) if 0 < t < 1 else (1.0 if t <= 0 else 0.0) for t in edges])
         masses = np.maximum(sfs[:-1] - sfs[1:], 0.0)
         masses = masses / masses.sum() if masses.sum() > 0 else masses  # sf telescopes to exactly 1
         comps = []
@@ -356,10 +363,10 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
         return eps, {"fixed_pld_law": "one", "fixed_pld_buckets": 0, "fixed_pld_interval": interval}
     tail = _FIXED_TAIL_FRACTION * delta
     if var.kind == "net":
-        t = var.net_upper_quantile(tail)
+        t = var.bound_upper_quantile(tail)
 
         def sf(x):
-            return var.net_sf_array(np.asarray(x, float))
+            return var.bound_sf_array(np.asarray(x, float))
     else:
         t = var.upper_quantile(tail)
         sf = var.sf_array

@@ -15,6 +15,13 @@
   of the random ``r``-space: each net vector is uniform on the sphere); the bound is the minimum over both
   sides and over a fixed grid of η (proof and Monte Carlo check: ``proofs_check/test_accounting_net_bound.py``).
   The simulated law (:func:`simulate_lambda_max`) is kept only as an opt-in *estimate*.
+* ``k`` directions, **fresh** projection (kind ``"union"``, docs/theory.md §4.8): at one step the record's
+  directions are ``k`` fixed orthonormal vectors ``v_i`` (given the history), and ``b = Σ_i w_i ‖P_A v_i‖²`` with
+  ``Σ w_i ≤ 1``, so ``b ≤ max_i ‖P_A v_i‖²``: ``P(b > t) ≤ min(1, k·P(Beta > t))`` by the union bound over
+  the ``k`` vectors (also ``≤`` the net bound, since that maximum is ``≤ λ_max``); the smaller of the two is
+  used, layer by layer (independent across layers). No supremum over the whole span is needed, so this is much
+  tighter than ``λ_max`` for large ``k`` and holds for every ``k`` (``k + r > d`` included). It does NOT hold
+  for a fixed projection, where the same ``A`` meets different directions of the span at different steps.
 
 The fixed-projection RDP (``rdp.py``) needs ``E_λ[exp(F(λ))]`` for increasing convex ``F`` with ``F`` as large
 as 10⁴–10⁶; it is computed in log space as an **upper** Riemann–Stieltjes sum over the interval probabilities
@@ -94,17 +101,17 @@ def simulate_lambda_max(*, d: int, r: int, k: int, n: int, seed: int = 0) -> np.
 
 
 @functools.lru_cache(maxsize=256)
-def _net_quantile(r: int, ds: tuple, k: int, tail: float) -> float:
-    var = SharedVariable("net", r=r, ds=ds, k=k)
-    if var.net_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
+def _bound_quantile(kind: str, r: int, ds: tuple, k: int, tail: float) -> float:
+    var = SharedVariable(kind, r=r, ds=ds, k=k)
+    if var.bound_sf_array(np.array([np.nextafter(1.0, 0.0)]))[0] > tail:
         return 1.0
     grid = np.linspace(0.0, 1.0, 257)  # coarse scan, then bisection inside the first bracket
-    sf = var.net_sf_array(grid)
+    sf = var.bound_sf_array(grid)
     j = int(np.flatnonzero(sf <= tail)[0])
     lo, hi = float(grid[max(j - 1, 0)]), float(grid[j])
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        if var.net_sf_array(np.array([mid]))[0] <= tail:
+        if var.bound_sf_array(np.array([mid]))[0] <= tail:
             hi = mid
         else:
             lo = mid
@@ -112,11 +119,12 @@ def _net_quantile(r: int, ds: tuple, k: int, tail: float) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def net_grid(r: int, ds: tuple, k: int, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edges ``linspace(0, hi, n + 1)`` and the net bound's survival function there (cached across calls)."""
-    var = SharedVariable("net", r=r, ds=ds, k=k)
+def bound_grid(kind: str, r: int, ds: tuple, k: int, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges ``linspace(0, hi, n + 1)`` and the survival bound of ``kind`` (``"net"`` / ``"union"``) there
+    (cached across calls)."""
+    var = SharedVariable(kind, r=r, ds=ds, k=k)
     edges = np.linspace(0.0, hi, n + 1)
-    sf = var.net_sf_array(edges)
+    sf = var.bound_sf_array(edges)
     sf[0] = 1.0
     if hi >= 1.0:
         sf[-1] = 0.0
@@ -130,7 +138,9 @@ class SharedVariable:
     """Law of the retained fraction (an upper bound of ``b``), on ``[0, 1]``.
 
     ``kind``: ``"one"`` (``≡ 1``: no amplification), ``"beta"`` (max of independent
-    ``Beta(r/2, (d_l−r)/2)``; one layer = one Beta), or ``"simulated"`` (``samples``).
+    ``Beta(r/2, (d_l−r)/2)``; one layer = one Beta), ``"net"`` / ``"union"`` (provable survival bounds for
+    ``k`` directions: ``λ_max`` of the span / the maximum over ``k`` fixed vectors, module docstring), or
+    ``"simulated"`` (``samples``).
     """
 
     kind: str
@@ -141,17 +151,23 @@ class SharedVariable:
     ds: tuple = ()
     k: int = 1
 
-    # --- provable bound for k > 1 directions (kind "net"): several layers → max of independent λ_l ----------
-    def net_sf_array(self, t: np.ndarray) -> np.ndarray:
+    # --- provable bounds for k > 1 directions (kinds "net", "union"): several layers → independent maxima -----
+    def bound_sf_array(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=float)
         surv = np.ones_like(t)
         for dl in self.ds:
-            surv = surv * (1.0 - net_sf(t, d=dl, r=self.r, k=self.k))
+            layer = net_sf(t, d=dl, r=self.r, k=self.k)
+            if self.kind == "union":
+                kk = min(self.k, dl)
+                beta_sf = special.betaincc(self.r / 2.0, (dl - self.r) / 2.0, np.clip(t, 0.0, 1.0)) if self.r < dl \
+                    else np.where(t >= 1.0, 0.0, 1.0)
+                layer = np.minimum(layer, np.minimum(1.0, kk * beta_sf * (1 + 1e-12)))
+            surv = surv * (1.0 - layer)
         return np.clip(1.0 - surv, 0.0, 1.0)
 
-    def net_upper_quantile(self, tail: float) -> float:
+    def bound_upper_quantile(self, tail: float) -> float:
         """A ``t`` with the bound ``P(λ > t) ≤ tail`` (bisection, 60 steps, kept on the safe side); 1 if none."""
-        return _net_quantile(self.r, self.ds, self.k, float(tail))
+        return _bound_quantile(self.kind, self.r, self.ds, self.k, float(tail))
 
     # --- Beta / max-of-Betas law -------------------------------------------------------------------
     def log_pdf(self, t: np.ndarray) -> np.ndarray:
@@ -217,13 +233,16 @@ class SharedVariable:
 
 
 def shared_variable(*, d, r: int, span_dim: int = 1, unprojected: bool = False,
-                    n_samples: int = 20000, seed: int = 0, law: str = "bound") -> SharedVariable:
+                    n_samples: int = 20000, seed: int = 0, law: str = "bound", per_step: bool = False) -> SharedVariable:
     """The law of the shared retained fraction for dimensions ``d`` (int or tuple), rank ``r``.
 
     ``span_dim > 1``: ``law="bound"`` (default) gives the provable net bound (kind ``"net"``);
-    ``law="simulated"`` the Monte Carlo law of ``λ_max`` (an estimate, not a bound).
+    ``law="simulated"`` the Monte Carlo law of ``λ_max`` (an estimate, not a bound). ``per_step=True`` (a fresh
+    projection, one step): the union bound over the ``k`` directions, kind ``"union"`` (module docstring).
     """
     ds = (d,) if isinstance(d, int) else tuple(d)
+    if per_step and span_dim > 1 and not unprojected and all(r < dl for dl in ds):
+        return SharedVariable("union", r=r, ds=ds, k=span_dim)
     if unprojected or any(span_dim + r > dl for dl in ds):
         return SharedVariable("one")
     if span_dim == 1:

@@ -348,9 +348,8 @@ class _Run:
                                   max_noise_multiplier=cfg.max_noise_multiplier)
         if cfg.spec.projection:
             layers = adapted_linears(model, cfg.target_modules or default_target_modules(model))
-            kw.update(projection=cfg.projection, d=[m.in_features for m in layers.values()], r=cfg.rank)
-            if cfg.projection == "fixed":
-                kw["span_dim"] = self.span_dim
+            kw.update(projection=cfg.projection, d=[m.in_features for m in layers.values()], r=cfg.rank,
+                      span_dim=self.span_dim)
         self.calibrated = float(accounting.calibrate_noise(**kw))
         self.notes.append(f"noise_multiplier calibrated to {self.calibrated:.6g} for target ε = {cfg.target_epsilon} "
                           f"(q = 1/{n_batches}, {steps} steps, δ = {cfg.delta})")

@@ -104,13 +104,12 @@ def privacy_block(config, *, steps: int, sampling_rate: float | None, projection
     if projection is not None:
         dims = [d_in for (_o, d_in) in projection.dims.values()]
         base.update(projection=projection.mode, d=tuple(sorted(set(dims))), r=config.rank)
-        kw.update(projection=projection.mode, d=dims, r=config.rank)
+        kw.update(projection=projection.mode, d=dims, r=config.rank, span_dim=span_dim)
+        base["span_dim"] = span_dim
+        notes.append(f"{projection.mode} projection accounted with span_dim={span_dim} (the most tokens in a "
+                     "training record: a record's gradient spans up to that many input directions)")
         if projection.mode == "fixed":
-            kw["span_dim"] = span_dim
-            base["span_dim"] = span_dim
             assumption = accounting.FIXED_PROJECTION_ASSUMPTION
-            notes.append(f"fixed projection accounted with span_dim={span_dim} (the most tokens in a training "
-                         "record: a record's gradient spans up to that many input directions)")
         else:
             assumption = accounting.FRESH_PROJECTION_ASSUMPTION
     if steps == 0:
