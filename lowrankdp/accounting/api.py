@@ -228,7 +228,7 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
                     notes.append(f"fixed-projection PLD: {fdet['fixed_pld_buckets']} buckets of b instead of "
                                  f"{pld_buckets} (time limit; still an upper bound, less tight)")
             elif pacc.supports(ev):
-                cands["pld"] = float(pacc.compose(ev).get_epsilon(dl))
+                cands["pld"] = float(pacc.compose(ev).get_epsilon(dl, rdp_hint=cands["rdp"]))
                 if pacc.notes:
                     notes.extend(pacc.notes)
             else:
@@ -273,15 +273,18 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
                     max_noise_multiplier: float | None = None, time_limit_s: float | None = None) -> float:
     """Smallest noise multiplier (to a relative 1e−4 for RDP, 1e−3 for PLD) whose ε meets ``target_epsilon``.
 
-    The search starts from the closed-form noise at which the Gaussian limit meets the target (ε → 0 as
-    z → ∞, so every target > 0 is reachable), halves it until the target is missed, then runs Illinois steps
-    on log z keeping the invariant ``ε(z_hi) ≤ target``; the returned ``z_hi`` is re-checked and never
-    overshoots. Returns ``0.0`` when nothing is released (``steps = 0`` or ``q = 0``). With
-    ``max_noise_multiplier``, a target that needs more noise raises ``ValueError`` naming ``target_epsilon``
-    and the smallest ε reachable with that much noise. ``time_limit_s`` (default: none for RDP, 10 s for PLD)
-    stops the root-finder early; the noise returned still meets the target (it is then less tight).
-    The fixed-projection PLD searches with 32 buckets at the coarse interval and is re-checked at those
-    settings (a valid upper bound at any setting).
+    The search starts from a noise that meets the target, halves it until the target is missed, then runs
+    Illinois steps on log z keeping the invariant ``ε(z_hi) ≤ target``; the returned ``z_hi`` is re-checked with
+    :func:`epsilon` at its default settings and never overshoots. Returns ``0.0`` when nothing is released
+    (``steps = 0`` or ``q = 0``). With ``max_noise_multiplier``, a target that needs more noise raises
+    ``ValueError`` naming ``target_epsilon`` and the smallest ε reachable with that much noise.
+
+    ``accountant="pld"``: the RDP answer first (fast, at most 30 % of the time limit), then a PLD search below it
+    at a 10× coarser discretisation interval (pessimistic, so still an upper bound; the fixed projection with 32
+    buckets), then one check at :func:`epsilon`'s default settings (the fixed projection: at the search's own
+    settings, a valid upper bound at any setting); if that check fails or time runs out, the RDP answer is
+    returned. ``time_limit_s`` (default: none for RDP, 10 s for PLD) covers all of it; whatever it stops, the
+    noise returned meets the target (it is then less tight).
     """
     target = check_real("target_epsilon", target_epsilon, lo=0.0, lo_open=True)
     if time_limit_s is None:
@@ -296,105 +299,151 @@ def calibrate_noise(*, target_epsilon: float, sampling_rate: float, steps: int, 
         return 0.0
     kw = dict(sampling_rate=q, steps=t, delta=dl, d=d, r=r, projection=proj, accountant=acc, neighboring=nb,
               span_dim=span_dim)
-
-    last = [0.0]
-
-    def eps(z: float) -> float:
-        t0 = time.monotonic()
-        if acc == "pld":
-            out = epsilon_result(noise_multiplier=z, pld_interval=1e-3, pld_buckets=32, **kw).epsilon
-        else:
-            out = epsilon(noise_multiplier=z, **kw)
-        last[0] = time.monotonic() - t0
-        return out
-
-    # the fixed-projection PLD is re-checked at the search's own (coarse, still pessimistic) settings: one more
-    # evaluation is reserved for it
-    coarse_final = acc == "pld" and proj == "fixed" and nb == "add_remove"
-
-    def out_of_time() -> bool:  # would one more evaluation (two with coarse_final) pass the deadline?
-        return time.monotonic() + last[0] * (2 if coarse_final else 1) > deadline
-
     # z at which the zCDP form of the Gaussian limit equals the target: an upper end that always meets it.
     s = 2.0 if nb == "replace_one" else 1.0
     L = -math.log(dl)
     mu_star = target / (math.sqrt(2 * L + 2 * target) + math.sqrt(2 * L))  # root of μ²/2 + μ√(2L) = target
     z_cap = float(np.nextafter(s * math.sqrt(t) / mu_star, np.inf))
     if max_noise_multiplier is not None and z_cap > max_noise_multiplier:
-        e_max = eps(max_noise_multiplier)
+        e_max = epsilon(noise_multiplier=max_noise_multiplier, **kw)
         if e_max > target:
             raise ValueError(
                 f"target_epsilon={target} cannot be met with noise_multiplier <= {max_noise_multiplier:g} "
                 f"(steps={t}, sampling_rate={q}, delta={dl}): the smallest epsilon reachable there is {e_max:.6g}")
         z_cap = max_noise_multiplier
     if acc == "pld":
-        # RDP first (fast); the PLD answer is at most the RDP one (epsilon() takes the smaller of the two). The
-        # PLD search runs at a 10× coarser interval (still pessimistic, ~10× faster); the result is re-checked
-        # at the default interval below.
-        z_rdp = calibrate_noise(target_epsilon=target, **{**kw, "accountant": "rdp"}, max_noise_multiplier=z_cap)
-        z_start = z_rdp
-    else:
-        z_start = min(1.0, z_cap)
-    e_start = eps(z_start)
-    if e_start <= target:
-        z_hi, e_hi = z_start, e_start
-        z_lo = z_hi / 2
-        if out_of_time():
-            return z_hi
-        e_lo = eps(z_lo)
-        while e_lo <= target:
-            z_hi, e_hi = z_lo, e_lo
-            z_lo = z_lo / 2
-            if z_lo < 1e-12 or out_of_time():
-                return z_hi
-            e_lo = eps(z_lo)
-    else:
-        z_lo, e_lo = z_start, e_start
-        z_hi = min(2 * z_lo, z_cap)
-        e_hi = eps(z_hi)
-        while e_hi > target:
-            if z_hi >= z_cap:  # pragma: no cover - the Gaussian limit guarantees eps(z_cap) <= target
-                raise RuntimeError(f"calibration bracket failed: eps({z_hi}) = {e_hi} > {target}")
-            z_lo, e_lo = z_hi, e_hi
-            z_hi = min(2 * z_hi, z_cap)
-            e_hi = eps(z_hi)
-    rel = 1e-4 if acc == "rdp" else 1e-3
-    # Illinois (modified regula falsi) on f(x) = log(eps/target), x = log z, with bisection when the
-    # interpolation is unusable. Invariant: eps(z_hi) <= target < eps(z_lo), so z_hi always meets the target.
-    f_lo = math.log(e_lo / target) if math.isfinite(e_lo) else math.inf
-    f_hi = math.log(e_hi / target) if e_hi > 0 else -math.inf
-    side = 0
-    for _ in range(200):
-        if z_hi / z_lo - 1 <= rel or out_of_time():
-            break
-        x_lo, x_hi = math.log(z_lo), math.log(z_hi)
-        if math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo != f_hi:
-            x = x_hi - f_hi * (x_hi - x_lo) / (f_hi - f_lo)
-            # stay strictly inside, at least a tenth of the tolerance away from the ends
-            pad = min(0.5 * (x_hi - x_lo), 0.25 * math.log1p(rel))
-            x = min(max(x, x_lo + pad), x_hi - pad)
-        else:
-            x = 0.5 * (x_lo + x_hi)
-        z = math.exp(x)
-        e = eps(z)
-        f = math.log(e / target) if 0 < e < math.inf else (math.inf if e == math.inf else -math.inf)
-        if e <= target:
-            z_hi, e_hi, f_hi = z, e, f
-            if side == +1 and math.isfinite(f_lo):
-                f_lo /= 2  # Illinois step: the stale end keeps being retained
-            side = +1
-        else:
-            z_lo, e_lo, f_lo = z, e, f
-            if side == -1 and math.isfinite(f_hi):
-                f_hi /= 2
-            side = -1
-    # re-check with a fresh accountant at the default settings (fixed-projection PLD: at the search's settings)
-    final = eps(z_hi) if coarse_final else epsilon(noise_multiplier=z_hi, **kw)
-    if acc == "pld" and not final <= target:  # the coarse search point fails at the fine interval: RDP's answer
-        return z_rdp
+        return _calibrate_pld(target, kw, z_cap, deadline, time_limit_s)
+    search = _NoiseSearch(lambda z: epsilon(noise_multiplier=z, **kw), target, deadline, rel=1e-4)
+    z_hi = search.run(min(1.0, z_cap), z_cap)
+    # the value the search kept is epsilon() at its default settings (deterministic), so it is the re-check
+    final = search.values.get(z_hi)
+    if final is None:
+        final = epsilon(noise_multiplier=z_hi, **kw)
     if not final <= target:  # pragma: no cover - defensive, the invariant guarantees it
         raise RuntimeError(f"calibration failed: eps({z_hi}) = {final} > {target}")
     return z_hi
+
+
+def _calibrate_pld(target: float, kw: dict, z_cap: float, deadline: float, limit: float) -> float:
+    """The PLD branch of :func:`calibrate_noise` (its docstring): RDP answer, coarse PLD search, one check."""
+    from .pld import PldAccountant
+
+    rdp_limit = max(0.3 * limit, 1e-3) if math.isfinite(limit) else math.inf
+    z_rdp = calibrate_noise(target_epsilon=target, **{**kw, "accountant": "rdp"}, max_noise_multiplier=z_cap,
+                            time_limit_s=rdp_limit)
+    proj, nb = kw["projection"], kw["neighboring"]
+    rdp_kw = {**kw, "accountant": "rdp"}
+    if proj == "fixed" and nb == "add_remove":
+        def coarse(z: float) -> float:
+            return epsilon_result(noise_multiplier=z, pld_interval=1e-3, pld_buckets=32, **kw).epsilon
+
+        def check(z: float) -> float:  # the fixed-projection PLD is time-limited: re-checked at the search settings
+            return coarse(z)
+    else:
+        probe = dpsgd_event(noise_multiplier=1.0, sampling_rate=kw["sampling_rate"], steps=kw["steps"], d=kw["d"],
+                            r=kw["r"], projection=proj, span_dim=kw["span_dim"])
+        if not PldAccountant(neighboring=nb).supports(probe):
+            return z_rdp  # the PLD accountant adds nothing here (epsilon() reports the RDP value)
+
+        def coarse(z: float) -> float:
+            ev = dpsgd_event(noise_multiplier=z, sampling_rate=kw["sampling_rate"], steps=kw["steps"], d=kw["d"],
+                             r=kw["r"], projection=proj, span_dim=kw["span_dim"])
+            # the unprojected RDP ε (fast, ≥ the projected one since b ≤ 1) only bounds the discretisation
+            hint = epsilon(noise_multiplier=z, **{**rdp_kw, "projection": "none"})
+            pacc = PldAccountant(neighboring=nb, value_discretization_interval=1e-3)
+            return float(pacc.compose(ev).get_epsilon(kw["delta"], rdp_hint=hint))
+
+        def check(z: float) -> float:
+            return epsilon(noise_multiplier=z, **kw)
+
+    margin = 0.05 * limit if math.isfinite(limit) else 0.0  # the final check's time varies more than a search step's
+    # the check at epsilon()'s default interval (10× finer) has cost up to 6 coarse steps (measured)
+    search = _NoiseSearch(coarse, target, deadline - margin, rel=1e-3, reserve=6.0)
+    z_hi = search.run(z_rdp, z_cap, start_meets=True)
+    if z_hi >= z_rdp:
+        return z_rdp
+    return z_hi if check(z_hi) <= target else z_rdp
+
+
+class _NoiseSearch:
+    """Bracketing plus Illinois (modified regula falsi) on ``f(x) = log(ε/target)``, ``x = log z``, with bisection
+    when the interpolation is unusable. Invariant: ``ε(z_hi) ≤ target < ε(z_lo)``, so ``z_hi`` always meets the
+    target. Stops at a relative width ``rel``, or when one more evaluation (plus ``reserve`` times one, kept
+    for a final check) would pass ``deadline``."""
+
+    def __init__(self, eps, target: float, deadline: float, *, rel: float, reserve: float = 0.0):
+        self.eps, self.target, self.deadline, self.rel, self.reserve = eps, target, deadline, rel, reserve
+        self.last = 0.0
+        self.values: dict = {}
+
+    def __call__(self, z: float) -> float:
+        t0 = time.monotonic()
+        out = self.eps(z)
+        self.last = time.monotonic() - t0
+        self.values[z] = out
+        return out
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() + self.last * (1.0 + self.reserve) > self.deadline
+
+    def run(self, z_start: float, z_cap: float, start_meets: bool = False) -> float:
+        """``z_hi``. ``start_meets``: ``z_start`` is known to meet the target (its ε is not recomputed first)."""
+        target = self.target
+        e_start = -math.inf if start_meets else self(z_start)
+        if e_start <= target:
+            z_hi, e_hi = z_start, e_start
+            z_lo = z_hi / 2
+            if self.out_of_time():
+                return z_hi
+            e_lo = self(z_lo)
+            while e_lo <= target:
+                z_hi, e_hi = z_lo, e_lo
+                z_lo = z_lo / 2
+                if z_lo < 1e-12 or self.out_of_time():
+                    return z_hi
+                e_lo = self(z_lo)
+        else:
+            z_lo, e_lo = z_start, e_start
+            z_hi = min(2 * z_lo, z_cap)
+            e_hi = self(z_hi)
+            while e_hi > target:
+                if z_hi >= z_cap:  # pragma: no cover - the Gaussian limit guarantees eps(z_cap) <= target
+                    raise RuntimeError(f"calibration bracket failed: eps({z_hi}) = {e_hi} > {target}")
+                z_lo, e_lo = z_hi, e_hi
+                z_hi = min(2 * z_hi, z_cap)
+                e_hi = self(z_hi)
+        return self._illinois(z_lo, e_lo, z_hi, e_hi)
+
+    def _illinois(self, z_lo: float, e_lo: float, z_hi: float, e_hi: float) -> float:
+        target, rel = self.target, self.rel
+        f_lo = math.log(e_lo / target) if math.isfinite(e_lo) else math.inf
+        f_hi = math.log(e_hi / target) if 0 < e_hi < math.inf else -math.inf
+        side = 0
+        for _ in range(200):
+            if z_hi / z_lo - 1 <= rel or self.out_of_time():
+                break
+            x_lo, x_hi = math.log(z_lo), math.log(z_hi)
+            if math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo != f_hi:
+                x = x_hi - f_hi * (x_hi - x_lo) / (f_hi - f_lo)
+                # stay strictly inside, at least a tenth of the tolerance away from the ends
+                pad = min(0.5 * (x_hi - x_lo), 0.25 * math.log1p(rel))
+                x = min(max(x, x_lo + pad), x_hi - pad)
+            else:
+                x = 0.5 * (x_lo + x_hi)
+            z = math.exp(x)
+            e = self(z)
+            f = math.log(e / target) if 0 < e < math.inf else (math.inf if e == math.inf else -math.inf)
+            if e <= target:
+                z_hi, f_hi = z, f
+                if side == +1 and math.isfinite(f_lo):
+                    f_lo /= 2  # Illinois step: the stale end keeps being retained
+                side = +1
+            else:
+                z_lo, f_lo = z, f
+                if side == -1 and math.isfinite(f_hi):
+                    f_hi /= 2
+                side = -1
+        return z_hi
 
 
 def epsilon_report(*, noise_multiplier: float, sampling_rate: float, steps: int, delta: float, d=None,

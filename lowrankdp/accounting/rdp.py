@@ -729,7 +729,10 @@ class RdpAccountant:
         kind ``"union"`` of :mod:`.projection`); the caller charges the union ``T·p`` over the steps to δ. For one direction the conditioned moment is also ≤ the unconditioned
         ₁F₁ one (truncating an independent Beta from above lowers the mean of an increasing function), so
         the smaller of the two is taken order by order; for ``k > 1`` it is not, and only the plain cap is."""
-        untruncated = self._fresh(q, ev, scale)
+        key = ("fresh", id(step), scale, len(self.orders))  # the ₁F₁ curve does not depend on the δ split
+        if key not in self._fixed_cache:
+            self._fixed_cache[key] = self._fresh(q, ev, scale)
+        untruncated = self._fixed_cache[key]
         tail = hp_fail.get(id(step)) or 0.0
         if tail <= 0:
             return untruncated
