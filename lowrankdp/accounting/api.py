@@ -239,6 +239,10 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
     elif g > 0:
         notes.append(f"z = {z:g} is outside [{_RDP_Z_RANGE[0]:g}, {_RDP_Z_RANGE[1]:g}]: the Gaussian limit "
                      "(mu = sqrt(T)/z, every projection and q dominated by it) is reported")
+    if details.get("fresh_truncation") is not None:
+        notes.append(f"fresh projection, RDP: truncated moment (docs/theory.md §4.8), b_t <= "
+                     f"{details['fresh_truncation']:.4g} at every step, delta_M = {details['delta_M']:.3g} of delta "
+                     f"spent on the union over the {t} steps; assumes span_dim={span_dim}")
     src = min(cands, key=lambda k: (cands[k], k != "rdp"))
     if cands[src] == 0.0:
         src = "gaussian_limit" if g == 0.0 else src

@@ -152,7 +152,10 @@ class PldAccountant:
     """PLD accountant (pessimistic) for plain and fresh-projection Gaussian steps."""
 
     def __init__(self, neighboring: str = "add_remove", *, value_discretization_interval: float = 1e-4,
-                 log_mass_truncation_bound: float = -50.0):
+                 log_mass_truncation_bound: float = -50.0, vectorised: bool = True):
+        """``vectorised=False`` builds every sampled-Gaussian PLD with dp_accounting's own per-point path (same
+        PLD, 5–10× slower; kept for comparison in benchmarks/accounting.py)."""
+        self.vectorised = bool(vectorised)
         self.neighboring = check_choice("neighboring", neighboring, ("add_remove", "replace_one"))
         self.value_discretization_interval = check_real(
             "value_discretization_interval", value_discretization_interval, lo=0.0, lo_open=True)
@@ -181,7 +184,7 @@ class PldAccountant:
 
         if q == 0 or sensitivity == 0 or math.isinf(z):
             return pld.identity(self.value_discretization_interval)
-        if self.neighboring == "add_remove":
+        if self.neighboring == "add_remove" and self.vectorised:
             fast = _fast_sampled_gaussian_pld(z, q, sensitivity, self.value_discretization_interval,
                                               self.log_mass_truncation_bound)
             if fast is not None:

@@ -78,6 +78,7 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
 NEIGHBORING_RELATIONS = ("add_remove", "replace_one")
 _MAX_ORDER = 8192  # the adaptive grid stops here (integer sums cost O(α²); beyond it the edge warning is issued)
 _HP_FRACTIONS = (0.5, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)  # data-independent grid for delta_M / delta
+_TRUNCATED_MAX_ORDER = 512  # the fresh truncated moment costs O(α·grid) per order: above this, its caps are used
 _MAX_FRAC_TERMS = 1 << 14  # |C(α,i)| decays only like i^(−α−1): α ≈ 1.1 needs ~10⁴ terms
 
 
@@ -610,7 +611,10 @@ class RdpAccountant:
         """``log(exp((α−1)ε_inner(α; √b)) − 1)`` at ``edges`` for every order (rows cached per order, so a
         refinement of the order grid only computes the new orders); ``+inf`` rows where it is not finite."""
         out = np.full((len(self.orders), len(edges)), np.inf)
+        cap = _TRUNCATED_MAX_ORDER if id(event) in self._wrapper_ids else math.inf
         for i, a in enumerate(self.orders):
+            if a > cap:  # left +inf: the caller's cap (plain curve, or ₁F₁ for one direction) applies there
+                continue
             key = (id(event), scale, grid_key, float(a))
             row = self._moment_rows.get(key)
             if row is None:

@@ -30,8 +30,9 @@ def register(subparsers) -> None:
                    help="dimension(s) the projection acts on (several: one per projected layer)")
     p.add_argument("--r", type=int, default=None, help="projection rank")
     p.add_argument("--span-dim", type=int, default=1,
-                   help="fixed projection: directions spanned by one example's projected side (e.g. tokens per "
-                        "record); default 1 (rank one)")
+                   help="directions spanned by one example's projected side (e.g. tokens per record); used by "
+                        "the fixed projection, and by the fresh projection's truncated moment and PLD; default 1 "
+                        "(rank one)")
     p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp",
                    help="rdp (default) or pld (dp_accounting, pessimistic; none, fresh and add-remove fixed; RDP "
                         "shown as well)")
