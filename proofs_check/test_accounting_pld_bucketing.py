@@ -12,7 +12,8 @@ with noise σ and shift √b (every step the same b). Then
 Proof. (i) For b ≤ b′ and c = √(b/b′), the kernel y ↦ c·y + N(0, σ²(1 − c²)) maps N(0, σ²) to N(0, σ²) and
 N(√b′, σ²) to N(√b, σ²); applied coordinate-wise at every step it maps the b′-run's pair of laws (mixtures and
 products alike, the sampling coin untouched) to the b-run's, and post-processing cannot increase a hockey-stick
-divergence. (ii) δ_b ≤ g_i on (e_{i−1}, e_i] by (i), and δ_b ≤ 1 above e_K, so
+divergence. The kernel is linear in the mean (N(m, σ²) ↦ N(c·m, σ²) for every m), so the same holds for the
+replace-one pair of records at ±√b (mixtures (1−q)N(0) + qN(±√b)), which the replace-one fixed PLD uses. (ii) δ_b ≤ g_i on (e_{i−1}, e_i] by (i), and δ_b ≤ 1 above e_K, so
 E δ_b ≤ Σ_i P(b ∈ (e_{i−1}, e_i]) g_i + P(b > e_K); Abel summation rewrites this as B with P(b > ·) in place of S,
 and B is nondecreasing in every S(e_i) (coefficients g_{i+1} − g_i ≥ 0 and 1 − g_K ≥ 0). (iii) Splitting
 (e_{i−1}, e_i] at m changes B by (g(m) − g_i)·P(b ∈ (e_{i−1}, m]) ≤ 0 in the Σ form, and by the same amount in the
@@ -35,7 +36,7 @@ def test_kernel_maps_gaussians_symbolic():
     b, bp, s = sp.symbols("b bprime sigma", positive=True)
     c = sp.sqrt(b / bp)
     # y ~ N(m, σ²) ↦ c y + N(0, σ²(1 − c²)): mean c m, variance c² σ² + σ² (1 − c²)
-    for m, target in ((0, 0), (sp.sqrt(bp), sp.sqrt(b))):
+    for m, target in ((0, 0), (sp.sqrt(bp), sp.sqrt(b)), (-sp.sqrt(bp), -sp.sqrt(b))):
         assert sp.simplify(c * m - target) == 0
     assert sp.simplify(c**2 * s**2 + s**2 * (1 - c**2) - s**2) == 0
 
@@ -70,6 +71,22 @@ def test_delta_nondecreasing_in_b_numeric():
         vals = np.array([_delta_one_step(b, eps) for b in bs])
         assert np.all(np.diff(vals, axis=0) >= -1e-10)
         assert vals[-1, 0] > vals[1, 0] + 1e-3  # and genuinely increasing
+
+
+def _delta_replace_one_step(b, eps, q=0.4, z=1.0):
+    s = np.sqrt(b)
+    g = np.exp(eps)
+    up = lambda y: (1 - q) * stats.norm.pdf(y, 0, z) + q * stats.norm.pdf(y, s, z)  # noqa: E731
+    down = lambda y: (1 - q) * stats.norm.pdf(y, 0, z) + q * stats.norm.pdf(y, -s, z)  # noqa: E731
+    return integrate.quad(lambda y: max(up(y) - g * down(y), 0.0), -14, 14, limit=200, epsabs=1e-13)[0]
+
+
+def test_replace_one_delta_nondecreasing_in_b_numeric():
+    bs = np.linspace(0.0, 1.0, 21)
+    for eps in (0.0, 0.1, 0.4):
+        vals = np.array([_delta_replace_one_step(b, eps) for b in bs])
+        assert np.all(np.diff(vals) >= -1e-10)
+        assert vals[-1] > vals[1] + 1e-3
 
 
 def test_bucket_bound_above_expectation_numeric():

@@ -212,17 +212,18 @@ def epsilon_result(*, noise_multiplier: float, sampling_rate: float, steps: int,
             from .pld import PldAccountant
 
             pacc = PldAccountant(neighboring=nb, value_discretization_interval=pld_interval)
-            if proj == "fixed" and nb == "add_remove" and t * pld_interval > 100 * cands["rdp"]:
+            if proj == "fixed" and t * pld_interval > 100 * cands["rdp"]:
                 # pessimistic discretisation drifts by up to one interval per step: far past the RDP value the PLD
                 # cannot win and its composition grows with T (z = 1e5, T = 1e8: 205 s for one bucket)
                 notes.append(f"fixed-projection PLD skipped: steps x interval = {t * pld_interval:.3g} exceeds "
                              f"100 x the RDP epsilon {cands['rdp']:.3g} (discretisation drift); the RDP value is "
                              "reported")
-            elif proj == "fixed" and nb == "add_remove":
+            elif proj == "fixed":
                 from .pld import fixed_projection_pld_epsilon
 
-                cands["pld"], fdet = fixed_projection_pld_epsilon(ev, dl, value_discretization_interval=pld_interval,
-                                                             buckets=pld_buckets)
+                cands["pld"], fdet = fixed_projection_pld_epsilon(ev, dl, neighboring=nb,
+                                                                  value_discretization_interval=pld_interval,
+                                                                  buckets=pld_buckets)
                 details.update(fdet)
                 if fdet.get("fixed_pld_time_limited"):
                     notes.append(f"fixed-projection PLD: {fdet['fixed_pld_buckets']} buckets of b instead of "
@@ -261,7 +262,7 @@ def epsilon(*, noise_multiplier: float, sampling_rate: float, steps: int, delta:
     ``k + r > d`` leaves no amplification. Fresh projection: the ₁F₁ bound holds for any span; the tighter
     truncated moment (docs/theory.md §4.8) and the PLD use ``span_dim`` (default one: rank one).
     ``accountant="pld"`` adds the PLD accountant for ``"none"``, ``"fresh"`` and ``"fixed"`` (fixed: the
-    mixture over the shared b of exact plain-run PLDs, add-remove only; ``"high_probability"``: RDP only).
+    mixture over the shared b of exact plain-run PLDs, both relations; ``"high_probability"``: RDP only).
     Returns the smallest valid upper bound among the accountants and the Gaussian limit
     (:func:`epsilon_result` says which); ε = 0 only when the mechanism is exactly (0, δ)-DP. The fixed
     projection holds under :data:`FIXED_PROJECTION_ASSUMPTION`.
@@ -337,7 +338,7 @@ def _calibrate_pld(target: float, kw: dict, z_cap: float, deadline: float, limit
                             time_limit_s=rdp_limit)
     proj, nb = kw["projection"], kw["neighboring"]
     rdp_kw = {**kw, "accountant": "rdp"}
-    if proj == "fixed" and nb == "add_remove":
+    if proj == "fixed":
         def coarse(z: float) -> float:
             return epsilon_result(noise_multiplier=z, pld_interval=1e-3, pld_buckets=32, **kw).epsilon
 

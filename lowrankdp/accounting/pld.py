@@ -51,11 +51,6 @@ def _check_pld(event: object, neighboring: str) -> None:
     if isinstance(event, GaussianEvent):
         return
     if isinstance(event, FreshProjectedGaussianEvent):
-        if neighboring == "replace_one" and not event.unprojected and event.r < event.d_min:
-            raise UnsupportedEventError(
-                "PldAccountant: FreshProjectedGaussianEvent with neighboring='replace_one' is not supported "
-                "(the difference of two records is rank two; use the RDP accountant)"
-            )
         return
     if isinstance(event, PoissonSampledEvent):
         if not isinstance(event.event, (GaussianEvent, FreshProjectedGaussianEvent)):
@@ -72,8 +67,8 @@ def _check_pld(event: object, neighboring: str) -> None:
     if isinstance(event, (FixedProjectionEvent, HighProbabilityProjectionEvent)):
         raise UnsupportedEventError(
             f"PldAccountant does not support {event_name(event)} (one projection shared by all steps couples "
-            "the steps, so the PLD does not compose step by step); for a fixed projection with "
-            "neighboring='add_remove' use fixed_projection_pld_epsilon, otherwise accountant='rdp'"
+            "the steps, so the PLD does not compose step by step); for a fixed projection use "
+            "fixed_projection_pld_epsilon, for the high-probability baseline accountant='rdp'"
         )
     raise UnsupportedEventError(f"PldAccountant does not support {event_name(event)}")
 
@@ -205,7 +200,11 @@ class PldAccountant:
         # span_dim > 1: b ≤ the largest retained fraction of the record's k directions at this step, whose law is
         # replaced by the stochastically larger union bound (kind "union"; the mixture uses stochastic domination
         # of b, so a larger law keeps it an upper bound)
-        var = shared_variable(d=ev.d, r=ev.r, span_dim=ev.span_dim, unprojected=ev.unprojected, per_step=True)
+        # replace-one: each of the two records keeps at most the largest retained fraction of its own directions,
+        # so the pair given A_t is dp_accounting's replace pair (records at ±√b) with b under the union law of the
+        # 2k directions of both records
+        k = ev.span_dim * (2 if self.neighboring == "replace_one" else 1)
+        var = shared_variable(d=ev.d, r=ev.r, span_dim=k, unprojected=ev.unprojected, per_step=True)
         if var.kind == "one":
             return self._gaussian(ev.noise_multiplier, q, 1.0)
         probs = np.concatenate([_BULK, _TAIL])
@@ -397,8 +396,11 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
     the plain run at sensitivity ``√e_i`` (an upper bound), made nondecreasing in ``i`` by a running maximum
     (still an upper bound). ε is the right end of a bisection on the (nonincreasing) bound, stopped at
     relative width ``rel_tol``. Every approximation errs upward: edges rounded up, noise rounded down,
-    pessimistic discretisation, survival function padded up, tail counted with δ = 1. ``neighboring`` must be
-    ``"add_remove"`` (replace-one: two directions per step, use the RDP accountant).
+    pessimistic discretisation, survival function padded up, tail counted with δ = 1. ``neighboring="replace_one"``:
+    the two records span twice as many directions (``span_dim`` doubled for the law of b, as in the RDP
+    accountant), and given A each step is dp_accounting's replace-one pair (records at ``±C√b``) at sensitivity
+    ``√b`` — the same worst case the unprojected replace-one PLD uses; the kernel that makes ``δ_b`` monotone in
+    ``b`` maps that pair too (``proofs_check/test_accounting_pld_bucketing.py``).
 
     Time: the PLDs are built for nested grids ``K = buckets/2^m`` (coarsest first; every level is a valid bound
     and a finer one is never looser); when the next level would pass ``0.75·time_limit_s`` the finest level
@@ -412,11 +414,9 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
     buckets = check_int("buckets", buckets, minimum=1)
     time_limit_s = check_real("time_limit_s", time_limit_s, lo=0.0, lo_open=True, allow_inf=True)
     start = time.monotonic()
-    if nb == "replace_one":
-        raise UnsupportedEventError("fixed-projection PLD supports neighboring='add_remove' only (a replaced "
-                                    "record moves the output in two directions; use accountant='rdp')")
     _check_fixed_inner(event.event)
-    var = shared_variable(d=event.d, r=event.r, span_dim=event.span_dim, unprojected=event.unprojected)
+    var = shared_variable(d=event.d, r=event.r, span_dim=event.span_dim * (2 if nb == "replace_one" else 1),
+                          unprojected=event.unprojected)
 
     def plain_pld(factor: float, interval: float):
         acc = PldAccountant(nb, value_discretization_interval=interval)

@@ -655,35 +655,7 @@ class RdpAccountant:
             return self._plain_of(event, scale, hp_fail)
         plain = self._plain_of(event, scale, hp_fail)
         if var.kind in ("net", "union"):
-            floor = self._floor(event, tail)
-            hi = var.bound_upper_quantile(floor * 0.999) if tail > 0 else 1.0
-            key = (var.kind, id(event), scale, hi)
-            if key not in self._fixed_cache:
-                edges, sf = bound_grid(var.kind, var.r, var.ds, var.k, hi, self.fixed_grid * 4)
-                with np.errstate(divide="ignore"):
-                    ld = np.log(np.maximum(sf[:-1] - sf[1:], 0.0))
-                ex = self._ex_rows(event, scale, (var.kind, hi), edges)
-                with np.errstate(invalid="ignore"):
-                    cum = np.logaddexp.accumulate(ld[None, :] + ex[:, 1:], axis=1)
-                self._fixed_cache[key] = (edges, sf, ex, cum)
-            edges, sf, ex, cum = self._fixed_cache[key]
-            if tail > 0:
-                ok = np.flatnonzero(sf[1:] <= tail)
-                if len(ok) == 0:
-                    return plain
-                j = int(ok[0])  # condition on λ ≤ t = edges[j+1]; mass sf[j] of λ′ sits at t
-            else:
-                j = len(edges) - 2
-            with np.errstate(divide="ignore", invalid="ignore"):
-                num = math.log(sf[j]) + ex[:, j + 1] if sf[j] > 0 else np.full(len(orders), -np.inf)
-                if j >= 1:
-                    num = np.logaddexp(num, cum[:, j - 1])
-                cond = -math.log1p(-sf[j + 1]) if sf[j + 1] > 0 else 0.0
-                up = (np.logaddexp(0.0, num) * (1 + 1e-9) + cond) / (orders - 1)
-            up = np.where(np.isfinite(ex[:, j + 1]), up, np.inf)
-            if tail > 0:
-                self.details["fixed_truncation"] = float(edges[j + 1])
-            return np.minimum(_round_up(up), plain)
+            return self._fixed_bound_law(event, var, scale, tail, plain)
         # Grid: the whole of [0, 1] for the plain expectation; only [0, t(min tail)] when every query
         # truncates the tail (get_epsilon), which halves the work.
         if tail <= 0 or var.kind != "beta":
@@ -723,6 +695,41 @@ class RdpAccountant:
         # curve is a bound too, order by order (fills fractional orders).
         return np.minimum(fixed, plain)
 
+    def _fixed_bound_law(self, event: FixedProjectionEvent, var: SharedVariable, scale: float, tail: float,
+                         plain: np.ndarray) -> np.ndarray:
+        """:meth:`_fixed` when the law of λ is only known through an upper bound ``P′`` of its survival function
+        (kinds ``"net"`` and ``"union"``): ``E[f(λ) | λ ≤ t] ≤ E[f(min(λ′, t))]/(1 − P′(λ′ > t))``."""
+        orders = self.orders
+        floor = self._floor(event, tail)
+        hi = var.bound_upper_quantile(floor * 0.999) if tail > 0 else 1.0
+        key = (var.kind, id(event), scale, hi)
+        if key not in self._fixed_cache:
+            edges, sf = bound_grid(var.kind, var.r, var.ds, var.k, hi, self.fixed_grid * 4)
+            with np.errstate(divide="ignore"):
+                ld = np.log(np.maximum(sf[:-1] - sf[1:], 0.0))
+            ex = self._ex_rows(event, scale, (var.kind, hi), edges)
+            with np.errstate(invalid="ignore"):
+                cum = np.logaddexp.accumulate(ld[None, :] + ex[:, 1:], axis=1)
+            self._fixed_cache[key] = (edges, sf, ex, cum)
+        edges, sf, ex, cum = self._fixed_cache[key]
+        if tail > 0:
+            ok = np.flatnonzero(sf[1:] <= tail)
+            if len(ok) == 0:
+                return plain
+            j = int(ok[0])  # condition on λ ≤ t = edges[j+1]; mass sf[j] of λ′ sits at t
+        else:
+            j = len(edges) - 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            num = math.log(sf[j]) + ex[:, j + 1] if sf[j] > 0 else np.full(len(orders), -np.inf)
+            if j >= 1:
+                num = np.logaddexp(num, cum[:, j - 1])
+            cond = -math.log1p(-sf[j + 1]) if sf[j + 1] > 0 else 0.0
+            up = (np.logaddexp(0.0, num) * (1 + 1e-9) + cond) / (orders - 1)
+        up = np.where(np.isfinite(ex[:, j + 1]), up, np.inf)
+        if tail > 0:
+            self.details["fixed_truncation"] = float(edges[j + 1])
+        return np.minimum(_round_up(up), plain)
+
     def _fresh_step(self, step: DpEvent, q: float, ev: FreshProjectedGaussianEvent, scale: float,
                     hp_fail: dict) -> np.ndarray:
         """One fresh-projection step: the ₁F₁ curve (§4.3), or — when ``hp_fail`` gives the step a tail ``p > 0``
@@ -730,9 +737,10 @@ class RdpAccountant:
         ``P(b > τ) ≤ p``, i.e. ``log E[A_α(b) | b ≤ τ]/(α−1)``. This is the fixed-projection computation of
         one step (:meth:`_fixed` on ``FixedProjectionEvent(one plain step)``: same law of b, same upper
         Riemann–Stieltjes sums; for ``span_dim > 1`` the per-step union bound over the record's directions,
-        kind ``"union"`` of :mod:`.projection`); the caller charges the union ``T·p`` over the steps to δ. For one direction the conditioned moment is also ≤ the unconditioned
-        ₁F₁ one (truncating an independent Beta from above lowers the mean of an increasing function), so
-        the smaller of the two is taken order by order; for ``k > 1`` it is not, and only the plain cap is."""
+        kind ``"union"`` of :mod:`.projection`); the caller charges the union ``T·p`` over the steps to δ. For
+        one direction the conditioned moment is also ≤ the unconditioned ₁F₁ one (truncating an independent Beta
+        from above lowers the mean of an increasing function), so the smaller of the two is taken order by
+        order; for ``k > 1`` it is not, and only the plain cap is."""
         key = ("fresh", id(step), scale, len(self.orders))  # the ₁F₁ curve does not depend on the δ split
         if key not in self._fixed_cache:
             self._fixed_cache[key] = self._fresh(q, ev, scale)

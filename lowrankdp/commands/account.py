@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                         "the fixed projection, and by the fresh projection's truncated moment and PLD; default 1 "
                         "(rank one)")
     p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp",
-                   help="rdp (default) or pld (dp_accounting, pessimistic; none, fresh and add-remove fixed; RDP "
+                   help="rdp (default) or pld (dp_accounting, pessimistic; none, fresh and fixed; RDP "
                         "shown as well)")
     p.add_argument("--neighboring", choices=("add_remove", "replace_one"), default="add_remove")
     p.add_argument("--max-noise-multiplier", type=float, default=None,
