@@ -497,3 +497,26 @@ def test_cli_finetune(tiny, tmp_path, capsys):
                  "--rank", "0", "--out", str(tmp_path / "bad")])
     assert code == 2
     assert "rank" in capsys.readouterr().err
+
+
+def test_privacy_block_passes_the_record_span_for_both_projections(tmp_path):
+    # the truncated moment and the PLD of a fresh projection depend on the span (docs/theory.md §4.8), like the
+    # fixed projection: the engine's privacy block must pass it for both, and the ε must be the accountant's
+    from types import SimpleNamespace
+
+    from lowrankdp import accounting
+    from lowrankdp.finetune.evaluate import privacy_block
+
+    for mode in ("fresh", "fixed"):
+        cfg = FinetuneConfig(method="compressed-dp-sgd", model="m", data="d", out_dir=str(tmp_path / mode),
+                             projection=mode, rank=4, noise_multiplier=0.8)
+        proj = SimpleNamespace(mode=mode, dims={"a": (64, 128), "b": (64, 256)})
+        eps = {}
+        for k in (1, 12):
+            p = privacy_block(cfg, steps=100, sampling_rate=0.05, projection=proj, span_dim=k, calibrated=None)
+            ref = accounting.epsilon_result(noise_multiplier=0.8, sampling_rate=0.05, steps=100, delta=cfg.delta,
+                                            d=[128, 256], r=4, projection=mode, span_dim=k,
+                                            accountant=cfg.accountant)
+            assert p.span_dim == k and p.epsilon == ref.epsilon
+            eps[k] = p.epsilon
+        assert eps[12] > eps[1]  # the span costs privacy in both (fresh 0.618 → 0.712, fixed 0.823 → 2.663)
