@@ -338,6 +338,9 @@ def _calibrate_pld(target: float, kw: dict, z_cap: float, deadline: float, limit
                             time_limit_s=rdp_limit)
     proj, nb = kw["projection"], kw["neighboring"]
     rdp_kw = {**kw, "accountant": "rdp"}
+    # the final check's cost in coarse steps: the fixed projection re-checks at the search's own settings (one
+    # step); the others at epsilon()'s default, 10× finer interval (measured up to 6–8 coarse steps)
+    reserve = 1.0 if proj == "fixed" else 6.0
     if proj == "fixed":
         def coarse(z: float) -> float:
             return epsilon_result(noise_multiplier=z, pld_interval=1e-3, pld_buckets=32, **kw).epsilon
@@ -362,8 +365,7 @@ def _calibrate_pld(target: float, kw: dict, z_cap: float, deadline: float, limit
             return epsilon(noise_multiplier=z, **kw)
 
     margin = 0.05 * limit if math.isfinite(limit) else 0.0  # the final check's time varies more than a search step's
-    # the check at epsilon()'s default interval (10× finer) has cost up to 6 coarse steps (measured)
-    search = _NoiseSearch(coarse, target, deadline - margin, rel=1e-3, reserve=6.0)
+    search = _NoiseSearch(coarse, target, deadline - margin, rel=1e-3, reserve=reserve)
     z_hi = search.run(z_rdp, z_cap, start_meets=True)
     if z_hi >= z_rdp:
         return z_rdp
