@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from replace_monte_carlo import replace_one_delta
 from scipy import integrate, optimize, stats
 
 from lowrankdp import accounting as A
@@ -109,28 +110,6 @@ def test_pld_calibration_reaches_the_target_and_never_overshoots():
     assert A.epsilon(noise_multiplier=z_short, accountant="pld", **kw) <= 0.81
 
 
-def _mc_fresh_replace_delta(eps, *, z, q, t, d, r, n, seed, config):
-    """Monte Carlo of the exact δ(ε) of T fresh-projection steps under replace-one neighbours (every A_t public):
-    record u in one world, v in the other (antipodal or orthogonal). (δ̂, se) of the larger direction."""
-    rng = np.random.default_rng(seed)
-    u = np.eye(d)[0]
-    v = -u if config == "antipodal" else np.eye(d)[1]
-    out = []
-    for sign in (1.0, -1.0):
-        total = np.zeros(n)
-        for _ in range(t):
-            qm, _ = np.linalg.qr(rng.standard_normal((n, d, r)))
-            au, av = np.einsum("ndr,d->nr", qm, u), np.einsum("ndr,d->nr", qm, v)
-            world = au if sign > 0 else av
-            y = z * rng.standard_normal((n, r)) + world * (rng.random(n) < q)[:, None]
-            lu = (2 * np.einsum("nr,nr->n", y, au) - np.sum(au**2, 1)) / (2 * z * z)
-            lv = (2 * np.einsum("nr,nr->n", y, av) - np.sum(av**2, 1)) / (2 * z * z)
-            total += sign * (np.log1p(q * np.expm1(lu)) - np.log1p(q * np.expm1(lv)))
-        vals = np.maximum(0.0, -np.expm1(eps - total))
-        out.append((vals.mean(), vals.std() / math.sqrt(n)))
-    return max(out)
-
-
 @pytest.mark.parametrize("config", ["antipodal", "orthogonal"])
 def test_fresh_replace_one_pld_is_sound_against_monte_carlo(config):
     # replace-one fresh PLD: the pair given A_t is the replace pair at ±√b, b under the union law of both records'
@@ -138,10 +117,12 @@ def test_fresh_replace_one_pld_is_sound_against_monte_carlo(config):
     z, q, t, d, r, delta = 1.0, 0.5, 3, 8, 2, 0.02
     ev = A.dpsgd_event(noise_multiplier=z, sampling_rate=q, steps=t, d=d, r=r, projection="fresh")
     eps = A.PldAccountant("replace_one", value_discretization_interval=VDI).compose(ev).get_epsilon(delta)
-    dh, se = _mc_fresh_replace_delta(eps, z=z, q=q, t=t, d=d, r=r, n=60_000, seed=7, config=config)
+    dh, se = replace_one_delta(eps, z=z, q=q, t=t, d=d, r=r, n=60_000, seed=7, config=config,
+                               projection="fresh")
     assert dh <= delta + 4 * se
     if config == "antipodal":  # the check has power: at half the reported ε the simulated δ exceeds δ (0.059)
-        dh2, se2 = _mc_fresh_replace_delta(0.5 * eps, z=z, q=q, t=t, d=d, r=r, n=60_000, seed=8, config=config)
+        dh2, se2 = replace_one_delta(0.5 * eps, z=z, q=q, t=t, d=d, r=r, n=60_000, seed=8, config=config,
+                                     projection="fresh")
         assert dh2 - 3 * se2 > delta
     assert eps < A.epsilon(noise_multiplier=z, sampling_rate=q, steps=t, delta=delta, d=d, r=r, projection="fresh",
                            neighboring="replace_one")  # below the (doubled-sensitivity) RDP

@@ -348,18 +348,18 @@ def _calibrate_pld(target: float, kw: dict, z_cap: float, deadline: float, limit
         def check(z: float) -> float:  # the fixed-projection PLD is time-limited: re-checked at the search settings
             return coarse(z)
     else:
-        probe = dpsgd_event(noise_multiplier=1.0, sampling_rate=kw["sampling_rate"], steps=kw["steps"], d=kw["d"],
-                            r=kw["r"], projection=proj, span_dim=kw["span_dim"])
-        if not PldAccountant(neighboring=nb).supports(probe):
+        def event_at(z: float):
+            return dpsgd_event(noise_multiplier=z, sampling_rate=kw["sampling_rate"], steps=kw["steps"], d=kw["d"],
+                               r=kw["r"], projection=proj, span_dim=kw["span_dim"])
+
+        if not PldAccountant(neighboring=nb).supports(event_at(1.0)):
             return z_rdp  # the PLD accountant adds nothing here (epsilon() reports the RDP value)
 
         def coarse(z: float) -> float:
-            ev = dpsgd_event(noise_multiplier=z, sampling_rate=kw["sampling_rate"], steps=kw["steps"], d=kw["d"],
-                             r=kw["r"], projection=proj, span_dim=kw["span_dim"])
             # the unprojected RDP ε (fast, ≥ the projected one since b ≤ 1) only bounds the discretisation
             hint = epsilon(noise_multiplier=z, **{**rdp_kw, "projection": "none"})
             pacc = PldAccountant(neighboring=nb, value_discretization_interval=1e-3)
-            return float(pacc.compose(ev).get_epsilon(kw["delta"], rdp_hint=hint))
+            return float(pacc.compose(event_at(z)).get_epsilon(kw["delta"], rdp_hint=hint))
 
         def check(z: float) -> float:
             return epsilon(noise_multiplier=z, **kw)

@@ -34,6 +34,7 @@ __all__ = [
     "FRESH_PROJECTION_ASSUMPTION",
     "FRESH_PLD_ASSUMPTION",
     "HIGH_PROBABILITY_ASSUMPTION",
+    "check_plain_steps",
     "UnsupportedEventError",
     "event_name",
 ]
@@ -263,3 +264,23 @@ def event_name(event: object) -> str:
     if isinstance(event, DpEvent):
         return type(event).__name__
     return f"{type(event).__name__} (not a lowrankdp DpEvent)"
+
+
+def check_plain_steps(event: DpEvent, where: str) -> None:
+    """Inside a projection shared by all steps (fixed / high-probability events) only plain Gaussian and
+    Poisson-sampled Gaussian steps, composed, are allowed: raise UnsupportedEventError naming the first other one."""
+    if isinstance(event, GaussianEvent):
+        return
+    if isinstance(event, PoissonSampledEvent):
+        if not isinstance(event.event, GaussianEvent):
+            raise UnsupportedEventError(
+                f"PoissonSampledEvent({event_name(event.event)}) is not supported inside {where}"
+            )
+        return
+    if isinstance(event, SelfComposedEvent):
+        return check_plain_steps(event.event, where)
+    if isinstance(event, ComposedEvent):
+        for e in event.events:
+            check_plain_steps(e, where)
+        return
+    raise UnsupportedEventError(f"{event_name(event)} is not supported inside {where}")

@@ -21,6 +21,7 @@ stochastic, not convex-order, domination).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -37,6 +38,7 @@ from .events import (
     PoissonSampledEvent,
     SelfComposedEvent,
     UnsupportedEventError,
+    check_plain_steps,
     event_name,
 )
 from .projection import shared_variable
@@ -90,21 +92,24 @@ def _gaussians(event, s: float):
 # dp_accounting builds a sampled-Gaussian PLD by evaluating δ(ε) on every point of its loss grid, inverting the
 # privacy loss one point at a time in Python (≈ 5,000 calls per PLD at interval 1e−3: 35 ms; a fresh projection's
 # b-mixture needs ≈ 60 of them). The subclass below computes the same δ(ε) — the same formulas, the inverse loss
-# ``x(ℓ₀)`` of the unsampled Gaussian at ``ℓ₀ = ±log(1 + (e^{±ε} − 1)/q)`` — for the whole grid at once, and hands
-# it to dp_accounting's own connect-the-dots construction, so the PLD is dp_accounting's (checked point by point
-# in tests/test_accounting_pld.py). If a later dp_accounting lacks the construction function, its public path
-# is used.
+# ``x(ℓ₀)`` of the unsampled Gaussian at ``ℓ₀ = ±log(1 + (e^{±ε} − 1)/q)`` — for the whole grid at once, and
+# hands it to dp_accounting's own connect-the-dots construction, so the PLD is dp_accounting's (checked point by
+# point in tests/test_accounting_pld.py). If a later dp_accounting lacks the construction function, its public
+# path is used.
 # ---------------------------------------------------------------------------------------------------
-def _fast_sampled_gaussian_pld(z: float, q: float, sensitivity: float, interval: float, log_mass_truncation_bound: float):
+@functools.lru_cache(maxsize=1)
+def _vectorised_gaussian_loss():
+    """dp_accounting's ``GaussianPrivacyLoss`` with ``get_delta_for_epsilon`` over the whole grid at once (the class
+    is built once, on first use, because dp_accounting is imported lazily); ``None`` if dp_accounting lacks what it
+    needs."""
     from dp_accounting.pld import privacy_loss_distribution as pld
     from dp_accounting.pld import privacy_loss_mechanism as plm
 
-    build = getattr(pld, "_create_pld_pmf_from_monotone_privacy_loss", None)
     base = getattr(plm, "GaussianPrivacyLoss", None)
-    if build is None or base is None:
+    if getattr(pld, "_create_pld_pmf_from_monotone_privacy_loss", None) is None or base is None:
         return None
 
-    class _VectorisedGaussianLoss(base):
+    class VectorisedGaussianLoss(base):
         def get_delta_for_epsilon(self, epsilon):
             scalar = isinstance(epsilon, (int, float, np.floating))
             eps = np.atleast_1d(np.asarray(epsilon, dtype=float))
@@ -126,16 +131,29 @@ def _fast_sampled_gaussian_pld(z: float, q: float, sensitivity: float, interval:
                 # the unsampled Gaussian's inverse losses (dp_accounting's formulas): ADD 0.5 s − ℓ σ²/s,
                 # REMOVE −0.5 s − ℓ σ²/s
                 x = (0.5 * s if add else -0.5 * s) - loss0 * sd2 / s
-                e = eps[idx]
-                deltas[idx] = self.mu_upper_cdf(x) - np.exp(e + self.mu_lower_log_cdf(x))
+                deltas[idx] = self.mu_upper_cdf(x) - np.exp(eps[idx] + self.mu_lower_log_cdf(x))
             deltas = np.clip(np.nan_to_num(deltas, nan=0.0), 0.0, 1.0)
             return float(deltas[0]) if scalar else deltas
 
+    return VectorisedGaussianLoss
+
+
+def _fast_sampled_gaussian_pld(z: float, q: float, sensitivity: float, interval: float,
+                               log_mass_truncation_bound: float):
+    from dp_accounting.pld import privacy_loss_distribution as pld
+    from dp_accounting.pld import privacy_loss_mechanism as plm
+
+    loss_class = _vectorised_gaussian_loss()
+    if loss_class is None:
+        return None
+
     def single(adjacency):
-        loss = _VectorisedGaussianLoss(z, sensitivity=sensitivity, pessimistic_estimate=True,
-                                       log_mass_truncation_bound=log_mass_truncation_bound, sampling_prob=q,
-                                       adjacency_type=adjacency)
-        return build(loss, pessimistic_estimate=True, value_discretization_interval=interval, use_connect_dots=True)
+        loss = loss_class(z, sensitivity=sensitivity, pessimistic_estimate=True,
+                          log_mass_truncation_bound=log_mass_truncation_bound, sampling_prob=q,
+                          adjacency_type=adjacency)
+        return pld._create_pld_pmf_from_monotone_privacy_loss(loss, pessimistic_estimate=True,
+                                                              value_discretization_interval=interval,
+                                                              use_connect_dots=True)
 
     remove = single(plm.AdjacencyType.REMOVE)
     if q == 1.0:
@@ -370,21 +388,6 @@ def _scaled(event: DpEvent, factor: float) -> DpEvent:
                                 "supported (Gaussian and Poisson-sampled Gaussian steps only)")
 
 
-def _check_fixed_inner(event: DpEvent) -> None:
-    if isinstance(event, GaussianEvent):
-        return
-    if isinstance(event, PoissonSampledEvent) and isinstance(event.event, GaussianEvent):
-        return
-    if isinstance(event, SelfComposedEvent):
-        return _check_fixed_inner(event.event)
-    if isinstance(event, ComposedEvent):
-        for e in event.events:
-            _check_fixed_inner(e)
-        return
-    raise UnsupportedEventError(f"fixed-projection PLD: {event_name(event)} inside the projection is not "
-                                "supported (Gaussian and Poisson-sampled Gaussian steps only)")
-
-
 def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, neighboring: str = "add_remove",
                                  value_discretization_interval: float = 1e-4, buckets: int = 128,
                                  rel_tol: float = 1e-6, time_limit_s: float = 8.0) -> tuple[float, dict]:
@@ -414,7 +417,7 @@ def fixed_projection_pld_epsilon(event: FixedProjectionEvent, delta: float, *, n
     buckets = check_int("buckets", buckets, minimum=1)
     time_limit_s = check_real("time_limit_s", time_limit_s, lo=0.0, lo_open=True, allow_inf=True)
     start = time.monotonic()
-    _check_fixed_inner(event.event)
+    check_plain_steps(event.event, "the projection (fixed-projection PLD)")
     var = shared_variable(d=event.d, r=event.r, span_dim=event.span_dim * (2 if nb == "replace_one" else 1),
                           unprojected=event.unprojected)
 

@@ -56,6 +56,7 @@ from .events import (
     PoissonSampledEvent,
     SelfComposedEvent,
     UnsupportedEventError,
+    check_plain_steps,
     event_name,
 )
 from .projection import SharedVariable, bound_grid, shared_variable
@@ -393,25 +394,6 @@ def _log_moment_b(event: DpEvent, alpha: float, b: np.ndarray, scale: float) -> 
     raise UnsupportedEventError(f"{event_name(event)} is not supported inside a fixed-projection event")
 
 
-def _check_plain(event: DpEvent, where: str) -> None:
-    """Inside fixed / high-probability events only plain (Poisson-sampled) Gaussian steps are allowed."""
-    if isinstance(event, GaussianEvent):
-        return
-    if isinstance(event, PoissonSampledEvent):
-        if not isinstance(event.event, GaussianEvent):
-            raise UnsupportedEventError(
-                f"PoissonSampledEvent({event_name(event.event)}) is not supported inside {where}"
-            )
-        return
-    if isinstance(event, SelfComposedEvent):
-        return _check_plain(event.event, where)
-    if isinstance(event, ComposedEvent):
-        for e in event.events:
-            _check_plain(e, where)
-        return
-    raise UnsupportedEventError(f"{event_name(event)} is not supported inside {where}")
-
-
 def _check_rdp(event: object) -> None:
     """Raise UnsupportedEventError naming the first sub-event the RDP accountant cannot handle."""
     if isinstance(event, (GaussianEvent, FreshProjectedGaussianEvent)):
@@ -430,9 +412,9 @@ def _check_rdp(event: object) -> None:
             _check_rdp(e)
         return
     if isinstance(event, FixedProjectionEvent):
-        return _check_plain(event.event, "FixedProjectionEvent")
+        return check_plain_steps(event.event, "FixedProjectionEvent")
     if isinstance(event, HighProbabilityProjectionEvent):
-        return _check_plain(event.event, "HighProbabilityProjectionEvent")
+        return check_plain_steps(event.event, "HighProbabilityProjectionEvent")
     raise UnsupportedEventError(f"RdpAccountant does not support {event_name(event)}")
 
 
